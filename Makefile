@@ -1,0 +1,32 @@
+# The two commands of the README: `make devnet` (or `go run ./cmd/phala devnet`)
+# and `make test`.
+GO ?= go
+
+.PHONY: devnet test build bench fuzz proto
+
+devnet:
+	$(GO) run ./cmd/phala devnet
+
+# Unit, in-process and multi-process (e2e) tests. Fuzz targets run their seed corpora.
+test:
+	$(GO) vet ./...
+	$(GO) test -timeout 30m ./...
+
+build:
+	$(GO) build -o bin/phala ./cmd/phala
+
+# Benchmarks print figures as ratios against a baseline run in the same process.
+bench:
+	$(GO) run ./bench/chainbench
+
+# Each fuzz target for a while (FUZZTIME, default 30s).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test ./chain/auth -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./proof -run '^$$' -fuzz '^FuzzVerifyEventLog$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./proof -run '^$$' -fuzz '^FuzzVerifyState$$' -fuzztime $(FUZZTIME)
+
+# Regenerate protobuf code (committed; CI does not need protoc).
+# Needs: apt-get install protobuf-compiler; go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.5
+proto:
+	protoc -I proto --go_out=. --go_opt=module=github.com/phala-go/phala proto/phala/chain/v1/*.proto

@@ -1,0 +1,415 @@
+// Package chain is the Phala-Go ABCI application: the state machine
+// CometBFT replicates. It orders every command as (eventually) ciphertext,
+// keeps accounts and PHA, and commits each block's worker event log in the
+// app hash (see package proof).
+//
+// Threading: CometBFT serialises the consensus calls (InitChain,
+// FinalizeBlock, Commit). CheckTx and Query arrive concurrently on their own
+// goroutines (the node uses proxy.NewConsensusSyncLocalClientCreator); they
+// read only committed snapshots and the check state, which Commit replaces
+// under a write lock.
+package chain
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+
+	dbm "github.com/cometbft/cometbft-db"
+	abci "github.com/cometbft/cometbft/abci/types"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/phala-go/phala/chain/auth"
+	"github.com/phala-go/phala/chain/bank"
+	"github.com/phala-go/phala/chain/errs"
+	"github.com/phala-go/phala/chain/mq"
+	"github.com/phala-go/phala/chain/store"
+	"github.com/phala-go/phala/proof"
+	"github.com/phala-go/phala/proto/chainpb"
+)
+
+// AppVersion is the version of the state machine's rules. It changes when a
+// block would execute differently.
+const AppVersion uint64 = 1
+
+// Config configures an App. Zero fields take defaults.
+type Config struct {
+	// DataDir holds the app database. Required.
+	DataDir string
+	// Tree tunes the state tree.
+	Tree store.TreeConfig
+	// SigCacheSize bounds how many verified transaction hashes are
+	// remembered between CheckTx and FinalizeBlock. Default 200,000.
+	SigCacheSize int
+	// Logger receives the app's logs. Default: discard.
+	Logger *slog.Logger
+}
+
+// App is the ABCI application.
+type App struct {
+	abci.BaseApplication
+
+	log  *slog.Logger
+	db   dbm.DB
+	meta dbm.DB // app metadata and event logs, outside the Merkle state
+	tree *store.Tree
+	sigs *sigCache
+
+	// Consensus goroutine only.
+	block *pendingBlock
+
+	// mu guards everything below against Commit, which swaps it.
+	mu       sync.RWMutex
+	chainID  string
+	params   auth.Params
+	height   int64
+	appHash  []byte
+	view     store.Reader // committed state CheckTx and Query read: a snapshot, or the genesis state before block 1 commits
+	snapshot *store.Snapshot
+	checkMu  sync.Mutex // serialises CheckTx's use of check and admitted
+	check    *store.Cache
+	// admitted holds the transactions check has applied since the last
+	// commit. A transaction checked again (CometBFT's /check_tx RPC, then a
+	// broadcast of the same bytes) passes without being applied twice.
+	admitted map[[32]byte]struct{}
+	closed   bool
+}
+
+type pendingBlock struct {
+	height    int64
+	log       *mq.Log
+	stateRoot []byte
+	logRoot   []byte
+	appHash   []byte
+}
+
+type appMeta struct {
+	Height  int64  `json:"height"`
+	AppHash []byte `json:"app_hash"`
+	ChainID string `json:"chain_id"`
+}
+
+var metaKey = []byte("meta")
+
+// logRootKey is where block h's event log root is kept for state proofs.
+func logRootKey(h int64) []byte {
+	return binary.BigEndian.AppendUint64([]byte("mq/logroot/"), uint64(h))
+}
+
+// NewApp opens (or creates) the application's database in cfg.DataDir and
+// resumes from the last committed block.
+func NewApp(cfg Config) (*App, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("chain: Config.DataDir is required")
+	}
+	if cfg.SigCacheSize == 0 {
+		cfg.SigCacheSize = 200_000
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	db, err := store.OpenDB("phala-app", cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{
+		log:  cfg.Logger,
+		db:   db,
+		meta: dbm.NewPrefixDB(db, []byte("a/")),
+		sigs: newSigCache(cfg.SigCacheSize),
+	}
+	if err := a.load(cfg.Tree); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *App) load(tcfg store.TreeConfig) error {
+	var m appMeta
+	raw, err := a.meta.Get(metaKey)
+	if err != nil {
+		return fmt.Errorf("read app metadata: %w", err)
+	}
+	if raw != nil {
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return fmt.Errorf("app metadata is corrupt: %w", err)
+		}
+	}
+	a.tree, err = store.OpenTree(dbm.NewPrefixDB(a.db, []byte("s/")), m.Height, tcfg)
+	if err != nil {
+		return err
+	}
+	a.chainID, a.height, a.appHash = m.ChainID, m.Height, m.AppHash
+	if m.Height == 0 {
+		return nil // InitChain comes next
+	}
+	if err := a.swapView(); err != nil {
+		return err
+	}
+	a.log.Info("resumed state", "height", m.Height, "app_hash", fmt.Sprintf("%X", m.AppHash))
+	return nil
+}
+
+// swapView points CheckTx and Query at the latest committed version. Caller
+// holds mu for writing (or has exclusive access).
+func (a *App) swapView() error {
+	snap, err := a.tree.Snapshot(a.height)
+	if err != nil {
+		return err
+	}
+	params, err := loadParams(snap)
+	if err != nil {
+		return fmt.Errorf("load parameters at height %d: %w", a.height, err)
+	}
+	a.snapshot, a.view, a.params = snap, snap, params
+	a.check, a.admitted = store.NewCache(snap), map[[32]byte]struct{}{}
+	return nil
+}
+
+// Height is the last committed block.
+func (a *App) Height() int64 {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.height
+}
+
+// Close releases the database. Call it after the node has stopped; later
+// calls do nothing.
+func (a *App) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return nil
+	}
+	a.closed = true
+	err := a.tree.Close()
+	return errors.Join(err, a.db.Close())
+}
+
+// Info reports the last committed block so CometBFT can replay what the app
+// lacks. Data carries the network phase as JSON.
+func (a *App) Info(context.Context, *abci.InfoRequest) (*abci.InfoResponse, error) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	info := map[string]string{"phase": ""}
+	if a.view != nil {
+		p, err := loadPhase(a.view)
+		if err != nil {
+			return nil, err
+		}
+		info["phase"] = string(p)
+	}
+	data, _ := json.Marshal(info)
+	return &abci.InfoResponse{
+		Data:             string(data),
+		Version:          "phala-go",
+		AppVersion:       AppVersion,
+		LastBlockHeight:  a.height,
+		LastBlockAppHash: a.appHash,
+	}, nil
+}
+
+// InitChain loads the genesis state into the working tree; it is saved with
+// block 1.
+func (a *App) InitChain(_ context.Context, req *abci.InitChainRequest) (*abci.InitChainResponse, error) {
+	if req.InitialHeight > 1 {
+		return nil, fmt.Errorf("genesis initial_height is %d; this chain starts at 1", req.InitialHeight)
+	}
+	g, err := ParseGenesis(req.AppStateBytes)
+	if err != nil {
+		return nil, err
+	}
+	gen := store.NewCache(emptyReader{})
+	if err := initGenesis(gen, g); err != nil {
+		return nil, fmt.Errorf("apply genesis: %w", err)
+	}
+	if err := gen.Write(a.tree); err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	a.chainID, a.params, a.view = req.ChainId, g.Auth, gen
+	a.check, a.admitted = store.NewCache(gen), map[[32]byte]struct{}{}
+	a.mu.Unlock()
+	appHash := proof.AppHash(a.tree.WorkingHash(), proof.EventLogRoot(nil))
+	a.log.Info("genesis loaded", "chain_id", req.ChainId, "accounts", len(g.Bank.Accounts))
+	return &abci.InitChainResponse{AppHash: appHash}, nil
+}
+
+type emptyReader struct{}
+
+func (emptyReader) Get([]byte) ([]byte, error) { return nil, nil }
+
+func (a *App) decode(raw []byte, p auth.Params, chainID string) (*auth.Tx, error) {
+	tx, err := auth.Decode(raw, p.MaxTxBytes)
+	if err != nil {
+		return nil, err
+	}
+	if err := validateStateless(tx, p); err != nil {
+		return nil, err
+	}
+	if a.sigs.has(tx.Hash) {
+		return tx, nil
+	}
+	if err := tx.Verify(chainID); err != nil {
+		return nil, err
+	}
+	a.sigs.add(tx.Hash)
+	return tx, nil
+}
+
+// CheckTx admits a transaction to the mempool if it would succeed on top of
+// the committed state and the transactions admitted before it.
+func (a *App) CheckTx(_ context.Context, req *abci.CheckTxRequest) (*abci.CheckTxResponse, error) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.check == nil {
+		return checkResp(errors.New("the chain has not loaded its genesis yet; retry in a moment")), nil
+	}
+	tx, err := a.decode(req.Tx, a.params, a.chainID)
+	if err != nil {
+		return checkResp(err), nil
+	}
+	a.checkMu.Lock()
+	defer a.checkMu.Unlock()
+	if _, ok := a.admitted[tx.Hash]; ok {
+		return &abci.CheckTxResponse{Code: 0}, nil
+	}
+	c := store.NewCache(a.check)
+	if err := ante(c, tx); err != nil {
+		return checkResp(err), nil
+	}
+	if _, err := execMsg(c, mq.NewLog(0), tx); err != nil {
+		return checkResp(err), nil
+	}
+	if err := c.Write(a.check); err != nil {
+		return checkResp(err), nil
+	}
+	a.admitted[tx.Hash] = struct{}{}
+	return &abci.CheckTxResponse{Code: 0}, nil
+}
+
+func checkResp(err error) *abci.CheckTxResponse {
+	space, code, log := errs.ABCI(err)
+	return &abci.CheckTxResponse{Codespace: space, Code: code, Log: log}
+}
+
+// decodeAll decodes and verifies a block's transactions, spreading signature
+// checks the node has not done before over every core.
+func (a *App) decodeAll(txs [][]byte, p auth.Params, chainID string) ([]*auth.Tx, []error) {
+	out := make([]*auth.Tx, len(txs))
+	errl := make([]error, len(txs))
+	workers := min(runtime.GOMAXPROCS(0), len(txs))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(txs); i += workers {
+				out[i], errl[i] = a.decode(txs[i], p, chainID)
+			}
+		}()
+	}
+	wg.Wait()
+	return out, errl
+}
+
+// FinalizeBlock executes a decided block on the working state and returns
+// the app hash that commits to its resulting state and its event log.
+func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (*abci.FinalizeBlockResponse, error) {
+	a.mu.RLock()
+	height, chainID, params := a.height, a.chainID, a.params
+	a.mu.RUnlock()
+	if req.Height != height+1 {
+		return nil, fmt.Errorf("FinalizeBlock for height %d but the app is at %d", req.Height, height)
+	}
+	txs, decodeErrs := a.decodeAll(req.Txs, params, chainID)
+	log := mq.NewLog(req.Height)
+	results := make([]*abci.ExecTxResult, len(req.Txs))
+	var fees uint64
+	for i, tx := range txs {
+		if decodeErrs[i] != nil {
+			results[i] = execResult(decodeErrs[i], nil)
+			continue
+		}
+		// The fee and nonce stay charged even if the message fails.
+		if err := ante(a.tree, tx); err != nil {
+			results[i] = execResult(err, nil)
+			continue
+		}
+		fees += uint64(tx.Body.Fee)
+		mark := log.Len()
+		c := store.NewCache(a.tree)
+		events, err := execMsg(c, log, tx)
+		if err == nil {
+			err = c.Write(a.tree)
+		}
+		if err != nil {
+			log.Truncate(mark)
+			results[i] = execResult(err, []abci.Event{txEvent(tx)})
+			continue
+		}
+		results[i] = execResult(nil, append([]abci.Event{txEvent(tx)}, events...))
+	}
+	if fees > 0 {
+		if err := bank.Credit(a.tree, bank.FeePool, fees); err != nil {
+			return nil, fmt.Errorf("collect fees of block %d: %w", req.Height, err)
+		}
+	}
+	b := &pendingBlock{height: req.Height, log: log, stateRoot: a.tree.WorkingHash(), logRoot: proof.EventLogRoot(log.Events())}
+	b.appHash = proof.AppHash(b.stateRoot, b.logRoot)
+	a.block = b
+	return &abci.FinalizeBlockResponse{TxResults: results, AppHash: b.appHash}, nil
+}
+
+func execResult(err error, events []abci.Event) *abci.ExecTxResult {
+	space, code, log := errs.ABCI(err)
+	return &abci.ExecTxResult{Codespace: space, Code: code, Log: log, Events: events}
+}
+
+// Commit persists the block FinalizeBlock executed, then points CheckTx and
+// Query at it.
+func (a *App) Commit(context.Context, *abci.CommitRequest) (*abci.CommitResponse, error) {
+	b := a.block
+	if b == nil {
+		return nil, errors.New("Commit without FinalizeBlock")
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	root, version, err := a.tree.SaveVersion()
+	if err != nil {
+		return nil, err
+	}
+	if version != b.height || !bytes.Equal(root, b.stateRoot) {
+		return nil, fmt.Errorf("saved state version %d root %X, executed block %d root %X", version, root, b.height, b.stateRoot)
+	}
+	logBytes, err := proto.Marshal(&chainpb.EventLog{Height: b.height, StateRoot: b.stateRoot, Events: b.log.Events()})
+	if err != nil {
+		return nil, err
+	}
+	meta, _ := json.Marshal(appMeta{Height: b.height, AppHash: b.appHash, ChainID: a.chainID})
+	batch := a.meta.NewBatch()
+	defer batch.Close()
+	for _, kv := range [][2][]byte{{mq.LogKey(b.height), logBytes}, {logRootKey(b.height), b.logRoot}, {metaKey, meta}} {
+		if err := batch.Set(kv[0], kv[1]); err != nil {
+			return nil, err
+		}
+	}
+	if err := batch.WriteSync(); err != nil {
+		return nil, fmt.Errorf("persist block %d metadata: %w", b.height, err)
+	}
+	a.height, a.appHash, a.block = b.height, b.appHash, nil
+	if err := a.swapView(); err != nil {
+		return nil, err
+	}
+	if n := b.log.Len(); n > 0 {
+		a.log.Debug("committed", "height", b.height, "events", n)
+	}
+	return &abci.CommitResponse{}, nil
+}

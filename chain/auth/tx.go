@@ -1,0 +1,138 @@
+package auth
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"fmt"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/phala-go/phala/crypto"
+	"github.com/phala-go/phala/proto/chainpb"
+)
+
+// signDomain separates transaction signatures from every other signature a
+// key might make.
+const signDomain = "phala/tx/v1\x00"
+
+// SignBytes is what a transaction's signer signs: a domain tag, the
+// length-prefixed chain id, and the body bytes as transmitted.
+func SignBytes(chainID string, body []byte) []byte {
+	b := make([]byte, 0, len(signDomain)+binaryLen(chainID)+len(body))
+	b = append(b, signDomain...)
+	b = protowire.AppendString(b, chainID)
+	return append(b, body...)
+}
+
+func binaryLen(s string) int { return protowire.SizeBytes(len(s)) }
+
+// Tx is a decoded transaction. Decode checks its shape; Verify checks the
+// chain id and signature.
+type Tx struct {
+	Raw       []byte
+	Hash      [32]byte // SHA-256 of Raw, as CometBFT names transactions
+	BodyBytes []byte
+	Body      *chainpb.TxBody
+	PubKey    ed25519.PublicKey
+	Signature []byte
+	Signer    crypto.Address
+}
+
+// Decode parses raw into a Tx and checks everything that needs no state and
+// no signature: size, field shapes, a known message, a sane fee and memo.
+func Decode(raw []byte, maxBytes int) (*Tx, error) {
+	if len(raw) > maxBytes {
+		return nil, ErrTxTooLarge.Wrapf("%d bytes, limit is %d", len(raw), maxBytes)
+	}
+	var env chainpb.Tx
+	if err := proto.Unmarshal(raw, &env); err != nil {
+		return nil, ErrMalformedTx.Wrapf("envelope: %v", err)
+	}
+	if u := env.ProtoReflect().GetUnknown(); len(u) > 0 {
+		return nil, ErrMalformedTx.Wrapf("envelope has unknown field %d", firstFieldNum(u))
+	}
+	if len(env.PubKey) != ed25519.PublicKeySize {
+		return nil, ErrBadPubKey.Wrapf("ed25519 public key must be %d bytes, got %d", ed25519.PublicKeySize, len(env.PubKey))
+	}
+	if len(env.Signature) != ed25519.SignatureSize {
+		return nil, ErrBadSignature.Wrapf("signature must be %d bytes, got %d", ed25519.SignatureSize, len(env.Signature))
+	}
+	var body chainpb.TxBody
+	if err := proto.Unmarshal(env.Body, &body); err != nil {
+		return nil, ErrMalformedTx.Wrapf("body: %v", err)
+	}
+	if u := body.ProtoReflect().GetUnknown(); len(u) > 0 {
+		if n := firstFieldNum(u); n >= 10 {
+			return nil, ErrUnknownMsg.Wrapf("message field %d is not known to this chain", n)
+		} else {
+			return nil, ErrMalformedTx.Wrapf("body has unknown field %d", n)
+		}
+	}
+	if body.Msg == nil {
+		return nil, ErrUnknownMsg.Wrapf("the transaction carries no message")
+	}
+	if body.Fee < 0 {
+		return nil, ErrInvalidFee.Wrapf("fee must not be negative, got %d", body.Fee)
+	}
+	if len(body.Memo) > MaxMemoBytes {
+		return nil, ErrMemoTooLong.Wrapf("%d bytes, limit is %d", len(body.Memo), MaxMemoBytes)
+	}
+	pub := ed25519.PublicKey(env.PubKey)
+	return &Tx{
+		Raw:       raw,
+		Hash:      sha256.Sum256(raw),
+		BodyBytes: env.Body,
+		Body:      &body,
+		PubKey:    pub,
+		Signature: env.Signature,
+		Signer:    crypto.AddressFromPubKey(pub),
+	}, nil
+}
+
+// firstFieldNum reports the field number of the first unknown field.
+func firstFieldNum(unknown []byte) protowire.Number {
+	n, _, _ := protowire.ConsumeTag(unknown)
+	return n
+}
+
+// Verify checks that the transaction is for chainID and that its signature
+// is valid. It is pure and safe to call concurrently.
+func (tx *Tx) Verify(chainID string) error {
+	if tx.Body.ChainId != chainID {
+		return ErrWrongChainID.Wrapf("transaction is for %q, this chain is %q", tx.Body.ChainId, chainID)
+	}
+	if !ed25519.Verify(tx.PubKey, SignBytes(chainID, tx.BodyBytes), tx.Signature) {
+		return ErrBadSignature.Wrapf("signature does not match signer %s", tx.Signer)
+	}
+	return nil
+}
+
+// MsgName names the transaction's message for logs and events.
+func (tx *Tx) MsgName() string { return MsgName(tx.Body) }
+
+// MsgName names the message a body carries.
+func MsgName(b *chainpb.TxBody) string {
+	switch b.Msg.(type) {
+	case *chainpb.TxBody_Transfer:
+		return "transfer"
+	case *chainpb.TxBody_PushMessage:
+		return "push_message"
+	default:
+		return "unknown"
+	}
+}
+
+// Sign encodes and signs body with key, producing transaction bytes.
+func Sign(key ed25519.PrivateKey, body *chainpb.TxBody) ([]byte, error) {
+	bodyBytes, err := proto.MarshalOptions{Deterministic: true}.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("encode transaction body: %w", err)
+	}
+	env := &chainpb.Tx{
+		Body:      bodyBytes,
+		PubKey:    key.Public().(ed25519.PublicKey),
+		Signature: ed25519.Sign(key, SignBytes(body.ChainId, bodyBytes)),
+	}
+	return proto.MarshalOptions{Deterministic: true}.Marshal(env)
+}

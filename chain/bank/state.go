@@ -1,0 +1,77 @@
+package bank
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"github.com/phala-go/phala/chain/store"
+	"github.com/phala-go/phala/crypto"
+	"github.com/phala-go/phala/proto/chainpb"
+)
+
+// Balance returns the account's balance in uPHA.
+func Balance(r store.Reader, a crypto.Address) (uint64, error) {
+	v, err := r.Get(BalanceKey(a))
+	if err != nil {
+		return 0, err
+	}
+	if v == nil {
+		return 0, nil
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("balance record of %s is %d bytes, want 8", a, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+func setBalance(kv store.KV, a crypto.Address, v uint64) error {
+	if v == 0 {
+		return kv.Delete(BalanceKey(a))
+	}
+	return kv.Set(BalanceKey(a), binary.BigEndian.AppendUint64(nil, v))
+}
+
+// Debit takes amount from a, refusing to go below zero.
+func Debit(kv store.KV, a crypto.Address, amount uint64, what string) error {
+	bal, err := Balance(kv, a)
+	if err != nil {
+		return err
+	}
+	if bal < amount {
+		return ErrInsufficientFunds.Wrapf("%s needs %s but %s holds %s", what, FormatAmount(amount), a, FormatAmount(bal))
+	}
+	return setBalance(kv, a, bal-amount)
+}
+
+// Credit adds amount to a.
+func Credit(kv store.KV, a crypto.Address, amount uint64) error {
+	bal, err := Balance(kv, a)
+	if err != nil {
+		return err
+	}
+	if amount > math.MaxUint64-bal {
+		return ErrBalanceOverflow.Wrapf("crediting %d to %s", amount, a)
+	}
+	return setBalance(kv, a, bal+amount)
+}
+
+// ValidateTransfer checks a transfer without reading state.
+func ValidateTransfer(m *chainpb.MsgTransfer) error {
+	if m.Amount <= 0 {
+		return ErrInvalidAmount.Wrapf("amount must be positive, got %d %s", m.Amount, BaseDenom)
+	}
+	if _, err := crypto.AddressFromBytes(m.To); err != nil {
+		return ErrInvalidRecipient.Wrapf("%v", err)
+	}
+	return nil
+}
+
+// Transfer executes a validated MsgTransfer signed by from.
+func Transfer(kv store.KV, from crypto.Address, m *chainpb.MsgTransfer) error {
+	to, _ := crypto.AddressFromBytes(m.To)
+	if err := Debit(kv, from, uint64(m.Amount), "transfer"); err != nil {
+		return err
+	}
+	return Credit(kv, to, uint64(m.Amount))
+}

@@ -1,0 +1,144 @@
+package chain
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/phala-go/phala/chain/auth"
+	"github.com/phala-go/phala/chain/bank"
+	"github.com/phala-go/phala/chain/errs"
+	"github.com/phala-go/phala/chain/mq"
+	"github.com/phala-go/phala/chain/store"
+	"github.com/phala-go/phala/crypto"
+	"github.com/phala-go/phala/proof"
+	"github.com/phala-go/phala/proto/chainpb"
+)
+
+// Query paths served by the app (ABCI Query / CometBFT's /abci_query).
+const (
+	// QueryStore: data = raw state key; value = raw value (empty if absent).
+	// With prove, ProofOps verify against the header at height+1 (package proof).
+	QueryStore = "/store"
+	// QueryEventLog: height = block; value = chainpb.EventLog.
+	QueryEventLog = "/eventlog"
+	// QueryAccount: data = 20-byte address; value = chainpb.Account.
+	QueryAccount = "/auth/account"
+	// QueryParams: value = JSON of the transaction parameters.
+	QueryParams = "/auth/params"
+)
+
+// QueryCodespace holds the errors queries return.
+const QueryCodespace = "query"
+
+// Stable query error codes.
+var (
+	ErrUnknownQuery      = errs.Register(QueryCodespace, 2, "unknown query path")
+	ErrBadQuery          = errs.Register(QueryCodespace, 3, "bad query")
+	ErrHeightUnavailable = errs.Register(QueryCodespace, 4, "height unavailable")
+)
+
+// Query answers reads of committed state. It never waits for block execution.
+func (a *App) Query(_ context.Context, req *abci.QueryRequest) (*abci.QueryResponse, error) {
+	resp, err := a.query(req)
+	if err != nil {
+		space, code, log := errs.ABCI(err)
+		return &abci.QueryResponse{Codespace: space, Code: code, Log: log, Height: req.Height}, nil
+	}
+	return resp, nil
+}
+
+func (a *App) query(req *abci.QueryRequest) (*abci.QueryResponse, error) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	height := req.Height
+	if height == 0 {
+		height = a.height
+	}
+	if height < 0 || height > a.height || a.height == 0 {
+		return nil, ErrHeightUnavailable.Wrapf("height %d; the last committed block is %d", req.Height, a.height)
+	}
+	switch req.Path {
+	case QueryStore:
+		return a.queryStore(req, height)
+	case QueryEventLog:
+		raw, err := a.meta.Get(mq.LogKey(height))
+		if err != nil {
+			return nil, err
+		}
+		if raw == nil {
+			return nil, ErrHeightUnavailable.Wrapf("no event log kept for block %d", height)
+		}
+		return &abci.QueryResponse{Value: raw, Height: height}, nil
+	case QueryAccount:
+		addr, err := crypto.AddressFromBytes(req.Data)
+		if err != nil {
+			return nil, ErrBadQuery.Wrapf("%v", err)
+		}
+		snap, err := a.snapshotAt(height)
+		if err != nil {
+			return nil, err
+		}
+		bal, err := bank.Balance(snap, addr)
+		if err != nil {
+			return nil, err
+		}
+		nonce, _, err := auth.Nonce(snap, addr)
+		if err != nil {
+			return nil, err
+		}
+		v, _ := proto.Marshal(&chainpb.Account{Address: addr.Bytes(), Balance: bal, Nonce: nonce})
+		return &abci.QueryResponse{Key: req.Data, Value: v, Height: height}, nil
+	case QueryParams:
+		v, _ := json.Marshal(a.params)
+		return &abci.QueryResponse{Value: v, Height: height}, nil
+	}
+	return nil, ErrUnknownQuery.Wrapf("%q; known paths: %s %s %s %s", req.Path, QueryStore, QueryEventLog, QueryAccount, QueryParams)
+}
+
+func (a *App) snapshotAt(height int64) (*store.Snapshot, error) {
+	if height == a.height {
+		return a.snapshot, nil
+	}
+	s, err := a.tree.Snapshot(height)
+	if errors.Is(err, store.ErrVersionUnavailable) {
+		return nil, ErrHeightUnavailable.Wrapf("%v", err)
+	}
+	return s, err
+}
+
+func (a *App) queryStore(req *abci.QueryRequest, height int64) (*abci.QueryResponse, error) {
+	if len(req.Data) == 0 {
+		return nil, ErrBadQuery.Wrapf("the state key (query data) is empty")
+	}
+	snap, err := a.snapshotAt(height)
+	if err != nil {
+		return nil, err
+	}
+	resp := &abci.QueryResponse{Key: req.Data, Height: height}
+	if !req.Prove {
+		resp.Value, err = snap.Get(req.Data)
+		return resp, err
+	}
+	value, cp, err := snap.Prove(req.Data)
+	if err != nil {
+		return nil, err
+	}
+	logRoot, err := a.meta.Get(logRootKey(height))
+	if err != nil {
+		return nil, err
+	}
+	if logRoot == nil {
+		return nil, ErrHeightUnavailable.Wrapf("no event log root kept for block %d", height)
+	}
+	sp := &proof.StateProof{Height: height, Key: req.Data, Value: value, Proof: cp, LogRoot: logRoot}
+	if resp.ProofOps, err = sp.ProofOps(); err != nil {
+		return nil, fmt.Errorf("encode proof: %w", err)
+	}
+	resp.Value = value
+	return resp, nil
+}

@@ -1,0 +1,139 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+
+	dbm "github.com/cometbft/cometbft-db"
+	"github.com/cosmos/iavl"
+	ics23 "github.com/cosmos/ics23/go"
+)
+
+// TreeConfig tunes the Merkle tree. The zero value is usable.
+type TreeConfig struct {
+	// CacheSize is the number of tree nodes kept in memory. Default 200,000.
+	CacheSize int
+	// KeepVersions is how many recent versions stay queryable (and provable);
+	// older ones are pruned. 0 means keep every version.
+	KeepVersions int64
+}
+
+func (c TreeConfig) withDefaults() TreeConfig {
+	if c.CacheSize == 0 {
+		c.CacheSize = 200_000
+	}
+	return c
+}
+
+// Tree is the chain's versioned Merkle state. Version h holds the state after
+// block h. Only the consensus goroutine calls Set, Delete, WorkingHash and
+// SaveVersion; Snapshot trees may be read concurrently, but not while
+// SaveVersion runs (the caller serialises that, see chain.App).
+type Tree struct {
+	cfg  TreeConfig
+	tree *iavl.MutableTree
+}
+
+// ErrVersionUnavailable is returned for a height that is pruned or not yet
+// committed.
+var ErrVersionUnavailable = errors.New("state version unavailable")
+
+// OpenTree loads the tree stored in db at exactly version (0: empty tree),
+// discarding any later version a crash left behind.
+func OpenTree(db dbm.DB, version int64, cfg TreeConfig) (*Tree, error) {
+	cfg = cfg.withDefaults()
+	t := iavl.NewMutableTree(iavlAdapter{db}, cfg.CacheSize, false, iavl.NewNopLogger())
+	latest, err := t.Load()
+	if err != nil {
+		return nil, fmt.Errorf("load state tree: %w", err)
+	}
+	switch {
+	case latest == version:
+	case latest > version:
+		// The tree was saved but the block's metadata was not: roll the tree
+		// back so CometBFT replays that block.
+		if err := t.LoadVersionForOverwriting(version); err != nil {
+			return nil, fmt.Errorf("roll state tree back from %d to %d: %w", latest, version, err)
+		}
+	default:
+		return nil, fmt.Errorf("state tree is at version %d but the app metadata says %d: the data directory is damaged; restore it or resync the node", latest, version)
+	}
+	return &Tree{cfg: cfg, tree: t}, nil
+}
+
+// Get reads the working (uncommitted) state.
+func (t *Tree) Get(key []byte) ([]byte, error) { return t.tree.Get(key) }
+
+// Set writes to the working state.
+func (t *Tree) Set(key, value []byte) error {
+	_, err := t.tree.Set(key, value)
+	return err
+}
+
+// Delete removes key from the working state.
+func (t *Tree) Delete(key []byte) error {
+	_, _, err := t.tree.Remove(key)
+	return err
+}
+
+// Version is the last saved version.
+func (t *Tree) Version() int64 { return t.tree.Version() }
+
+// WorkingHash is the root hash the working state will have once saved.
+func (t *Tree) WorkingHash() []byte { return t.tree.WorkingHash() }
+
+// SaveVersion commits the working state as the next version and prunes
+// versions that fall out of the retention window.
+func (t *Tree) SaveVersion() (hash []byte, version int64, err error) {
+	hash, version, err = t.tree.SaveVersion()
+	if err != nil {
+		return nil, 0, fmt.Errorf("save state version: %w", err)
+	}
+	if keep := t.cfg.KeepVersions; keep > 0 && version > keep && version%100 == 0 {
+		if err := t.tree.DeleteVersionsTo(version - keep); err != nil {
+			return nil, 0, fmt.Errorf("prune state versions up to %d: %w", version-keep, err)
+		}
+	}
+	return hash, version, nil
+}
+
+// Snapshot returns a read-only view of a saved version.
+func (t *Tree) Snapshot(version int64) (*Snapshot, error) {
+	if version == 0 || !t.tree.VersionExists(version) {
+		return nil, fmt.Errorf("%w: %d (latest is %d)", ErrVersionUnavailable, version, t.tree.Version())
+	}
+	it, err := t.tree.GetImmutable(version)
+	if err != nil {
+		return nil, fmt.Errorf("open state version %d: %w", version, err)
+	}
+	return &Snapshot{it: it}, nil
+}
+
+// Close releases the tree's resources; the database stays open.
+func (t *Tree) Close() error { return t.tree.Close() }
+
+// Snapshot is one saved version of the state.
+type Snapshot struct{ it *iavl.ImmutableTree }
+
+// Get reads key at this version.
+func (s *Snapshot) Get(key []byte) ([]byte, error) { return s.it.Get(key) }
+
+// Version is the snapshot's version (block height).
+func (s *Snapshot) Version() int64 { return s.it.Version() }
+
+// Hash is the snapshot's root hash.
+func (s *Snapshot) Hash() []byte { return s.it.Hash() }
+
+// Prove returns key's value (nil if absent) and an ICS-23 proof of membership
+// or of absence against Hash.
+func (s *Snapshot) Prove(key []byte) ([]byte, *ics23.CommitmentProof, error) {
+	v, err := s.it.Get(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := s.it.GetProof(key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("prove key %x at version %d: %w", key, s.it.Version(), err)
+	}
+	return v, p, nil
+}

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+
+	"github.com/phala-go/phala/chain/bank"
+	"github.com/phala-go/phala/client"
+	"github.com/phala-go/phala/crypto"
+	"github.com/phala-go/phala/proof"
+)
+
+type accountView struct {
+	Address string `json:"address"`
+	Balance uint64 `json:"balance"`
+	Display string `json:"balance_pha"`
+	Nonce   uint64 `json:"nonce"`
+}
+
+type eventView struct {
+	Index   uint32 `json:"index"`
+	Kind    string `json:"kind"`
+	Sender  string `json:"sender,omitempty"`
+	Topic   string `json:"topic,omitempty"`
+	Payload string `json:"payload,omitempty"`
+}
+
+type eventLogView struct {
+	Height     int64       `json:"height"`
+	StateRoot  string      `json:"state_root"`
+	VerifiedBy int64       `json:"verified_against_header"`
+	Events     []eventView `json:"events"`
+}
+
+func queryCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "query", Aliases: []string{"q"}, Short: "Read chain state"}
+	account := func(use, short string, withNonce bool) *cobra.Command {
+		return &cobra.Command{
+			Use:   use + " ADDRESS|KEY",
+			Short: short,
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				addr, err := resolveAddress(g, args[0])
+				if err != nil {
+					return err
+				}
+				c, err := client.New(g.nodeAddr())
+				if err != nil {
+					return err
+				}
+				acc, err := c.Account(cmd.Context(), addr)
+				if err != nil {
+					return err
+				}
+				v := accountView{Address: addr.String(), Balance: acc.Balance, Display: bank.FormatAmount(acc.Balance), Nonce: acc.Nonce}
+				return emit(cmd.OutOrStdout(), g, v, func(w io.Writer) {
+					if !withNonce {
+						fmt.Fprintln(w, v.Display)
+						return
+					}
+					fmt.Fprintf(w, "address:\t%s\nbalance:\t%s\nnext nonce:\t%d\n", v.Address, v.Display, v.Nonce)
+				})
+			},
+		}
+	}
+	eventlog := &cobra.Command{
+		Use:   "eventlog HEIGHT",
+		Short: "Show a block's worker event log, checked against the next header's app hash",
+		Long: "Show a block's worker event log. The log is checked against the app hash in the header of HEIGHT+1 as served by --node; " +
+			"pRuntime does the same with a light-client-verified header.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := strconv.ParseInt(args[0], 10, 64)
+			if err != nil || h < 1 {
+				return fmt.Errorf("HEIGHT must be a block number ≥ 1, got %q", args[0])
+			}
+			c, err := client.New(g.nodeAddr())
+			if err != nil {
+				return err
+			}
+			log, err := c.EventLog(cmd.Context(), h)
+			if err != nil {
+				return err
+			}
+			hdr, err := c.Header(cmd.Context(), h+1)
+			if err != nil {
+				return fmt.Errorf("the log of block %d is committed in header %d, which is not available yet: %w", h, h+1, err)
+			}
+			evs, err := proof.VerifyEventLog(hdr, log)
+			if err != nil {
+				return err
+			}
+			v := eventLogView{Height: h, StateRoot: fmt.Sprintf("%X", log.StateRoot), VerifiedBy: hdr.Height, Events: []eventView{}}
+			for _, ev := range evs {
+				ev := ev
+				e := eventView{Index: ev.Index, Kind: "unknown"}
+				if in := ev.GetIngress(); in != nil {
+					sender, _ := crypto.AddressFromBytes(in.Sender)
+					e.Kind, e.Sender, e.Topic = "ingress", sender.String(), in.Topic
+					if utf8.Valid(in.Payload) {
+						e.Payload = string(in.Payload)
+					} else {
+						e.Payload = "0x" + hex.EncodeToString(in.Payload)
+					}
+				}
+				v.Events = append(v.Events, e)
+			}
+			return emit(cmd.OutOrStdout(), g, v, func(w io.Writer) {
+				fmt.Fprintf(w, "block %d: %d events (match header %d app hash)\n", h, len(v.Events), hdr.Height)
+				for _, e := range v.Events {
+					fmt.Fprintf(w, "  #%d\t%s\t%s\t%s\t%q\n", e.Index, e.Kind, e.Sender, e.Topic, e.Payload)
+				}
+			})
+		},
+	}
+	cmd.AddCommand(
+		account("balance", "Show an account's PHA balance", false),
+		account("account", "Show an account's balance and next nonce", true),
+		eventlog,
+	)
+	return cmd
+}
+
+func statusCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show the network's height, chain id, phase and validators",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := client.New(g.nodeAddr())
+			if err != nil {
+				return err
+			}
+			st, err := c.Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return emit(cmd.OutOrStdout(), g, st, func(w io.Writer) {
+				fmt.Fprintf(w, "chain id:\t%s\nheight:\t%d\nblock time:\t%s\napp hash:\t%s\nphase:\t%s\ncatching up:\t%v\nvalidators:\t%d\n",
+					st.ChainID, st.Height, st.BlockTime.Format("2006-01-02 15:04:05 MST"), st.AppHash, st.Phase, st.CatchingUp, len(st.Validators))
+				for _, v := range st.Validators {
+					fmt.Fprintf(w, "  %s\tpower %d\n", v.Address, v.VotingPower)
+				}
+			})
+		},
+	}
+}

@@ -1,0 +1,237 @@
+// Package devnet assembles a whole Phala-Go network in one process: the
+// embedded default behind `phala devnet`, and the cluster helper tests use.
+package devnet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	cfg "github.com/cometbft/cometbft/config"
+
+	"github.com/phala-go/phala/chain"
+	"github.com/phala-go/phala/chain/bank"
+	"github.com/phala-go/phala/client"
+	"github.com/phala-go/phala/keyring"
+	"github.com/phala-go/phala/node"
+)
+
+// Config describes a devnet. Zero fields take the defaults noted.
+type Config struct {
+	// Home holds everything: node data, the keyring, endpoints.json. Required.
+	Home string
+	// BasePort is the first port; every listener is on 127.0.0.1 from it
+	// upward. Default 26657.
+	BasePort int
+	// BlockTime is the pause between blocks. Default 1 s.
+	BlockTime time.Duration
+	// ChainID of a new devnet. Default "phala-devnet".
+	ChainID string
+	// DevAccounts are funded at genesis from the developers and community
+	// share. Default alice and bob with 1,000,000 PHA each.
+	DevAccounts []string
+	// DevBalance is each dev account's genesis balance in uPHA.
+	DevBalance uint64
+	// Logger receives node logs. Default: HOME/node.log.
+	Logger *slog.Logger
+	// Comet, if set, adjusts the CometBFT config before start.
+	Comet func(*cfg.Config)
+}
+
+func (c *Config) defaults() error {
+	if c.Home == "" {
+		return errors.New("devnet: Config.Home is required")
+	}
+	if c.BasePort == 0 {
+		c.BasePort = 26657
+	}
+	if c.BlockTime == 0 {
+		c.BlockTime = time.Second
+	}
+	if c.ChainID == "" {
+		c.ChainID = "phala-devnet"
+	}
+	if c.DevAccounts == nil {
+		c.DevAccounts = []string{"alice", "bob"}
+	}
+	if c.DevBalance == 0 {
+		c.DevBalance = 1_000_000 * bank.UnitsPerPHA
+	}
+	return nil
+}
+
+// Endpoints is every listener of a network, written to HOME/endpoints.json.
+type Endpoints struct {
+	ChainID string         `json:"chain_id"`
+	RPC     string         `json:"rpc"`
+	Nodes   []NodeEndpoint `json:"nodes"`
+	Keyring string         `json:"keyring"`
+}
+
+// NodeEndpoint is one node's listeners.
+type NodeEndpoint struct {
+	Name    string `json:"name"`
+	Home    string `json:"home"`
+	RPC     string `json:"rpc"`
+	P2P     string `json:"p2p"`
+	Metrics string `json:"metrics"`
+}
+
+// EndpointsFile is where a network's endpoints are written.
+func EndpointsFile(home string) string { return filepath.Join(home, "endpoints.json") }
+
+// KeyringDir is the keyring of a network home.
+func KeyringDir(home string) string { return filepath.Join(home, "keyring") }
+
+// WriteEndpoints writes e to HOME/endpoints.json.
+func WriteEndpoints(home string, e Endpoints) error {
+	b, _ := json.MarshalIndent(e, "", "  ")
+	return os.WriteFile(EndpointsFile(home), append(b, '\n'), 0o644)
+}
+
+// ReadEndpoints reads HOME/endpoints.json.
+func ReadEndpoints(home string) (Endpoints, error) {
+	var e Endpoints
+	b, err := os.ReadFile(EndpointsFile(home))
+	if err != nil {
+		return e, err
+	}
+	return e, json.Unmarshal(b, &e)
+}
+
+// NodeEndpoints lists the listeners of the node whose home is home.
+func NodeEndpoints(name, home string, ports node.Ports) NodeEndpoint {
+	return NodeEndpoint{
+		Name:    name,
+		Home:    home,
+		RPC:     fmt.Sprintf("http://127.0.0.1:%d", ports.RPC()),
+		P2P:     fmt.Sprintf("tcp://127.0.0.1:%d", ports.P2P()),
+		Metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", ports.Metrics()),
+	}
+}
+
+// Network is a running devnet.
+type Network struct {
+	Config    Config
+	Node      *node.Node
+	Keyring   *keyring.Keyring
+	Endpoints Endpoints
+	Client    *client.Client
+	logFile   *os.File
+}
+
+// DevGrants creates (or loads) the dev accounts in kr and returns their
+// genesis grants.
+func DevGrants(kr *keyring.Keyring, names []string, balance uint64) ([]bank.Grant, error) {
+	var grants []bank.Grant
+	for _, name := range names {
+		k, err := kr.Get(name)
+		if errors.Is(err, keyring.ErrNotFound) {
+			k, err = kr.Add(name)
+		}
+		if err != nil {
+			return nil, err
+		}
+		grants = append(grants, bank.Grant{Name: name, Category: "developers_community", Address: k.Address, Amount: balance})
+	}
+	return grants, nil
+}
+
+// Start creates the devnet under cfg.Home if it is new, or resumes it, and
+// starts it. Ports are taken from cfg.BasePort on every start.
+func Start(ctx context.Context, c Config) (*Network, error) {
+	if err := c.defaults(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(c.Home, 0o700); err != nil {
+		return nil, err
+	}
+	kr, err := keyring.Open(KeyringDir(c.Home))
+	if err != nil {
+		return nil, err
+	}
+	home := node.NodeHome(c.Home, 0)
+	ports := node.Ports{Base: c.BasePort}
+	if _, err := os.Stat(filepath.Join(home, "config", "genesis.json")); errors.Is(err, os.ErrNotExist) {
+		grants, err := DevGrants(kr, c.DevAccounts, c.DevBalance)
+		if err != nil {
+			return nil, err
+		}
+		g, err := chain.DefaultGenesis(grants...)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := node.InitNetwork(c.Home, node.NetworkSpec{
+			ChainID: c.ChainID, Validators: 1, BasePort: c.BasePort, BlockTime: c.BlockTime,
+			Genesis: g, App: node.DefaultAppConfig(),
+		}); err != nil {
+			return nil, err
+		}
+	}
+	n := &Network{Config: c, Keyring: kr}
+	logger := c.Logger
+	if logger == nil {
+		n.logFile, err = os.OpenFile(filepath.Join(c.Home, "node.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		logger = slog.New(slog.NewTextHandler(n.logFile, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	n.Node, err = node.Start(ctx, home, node.Options{Logger: logger, Comet: func(cc *cfg.Config) {
+		node.ApplyDefaults(cc, ports, c.BlockTime)
+		if c.Comet != nil {
+			c.Comet(cc)
+		}
+	}})
+	if err != nil {
+		n.closeLog()
+		return nil, err
+	}
+	chainID := n.Node.Comet().GenesisDoc().ChainID
+	n.Endpoints = Endpoints{
+		ChainID: chainID,
+		RPC:     fmt.Sprintf("http://127.0.0.1:%d", ports.RPC()),
+		Nodes:   []NodeEndpoint{NodeEndpoints("node0", home, ports)},
+		Keyring: kr.Dir(),
+	}
+	if err := WriteEndpoints(c.Home, n.Endpoints); err != nil {
+		n.Stop()
+		return nil, err
+	}
+	n.Client, err = client.New(n.Endpoints.RPC)
+	if err != nil {
+		n.Stop()
+		return nil, err
+	}
+	return n, nil
+}
+
+// WaitHeight blocks until the application has committed height, or ctx ends.
+func (n *Network) WaitHeight(ctx context.Context, height int64) error {
+	for n.Node.App().Height() < height {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for height %d (at %d): %w", height, n.Node.App().Height(), ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// Stop stops the node and closes its data.
+func (n *Network) Stop() error {
+	err := n.Node.Stop()
+	n.closeLog()
+	return err
+}
+
+func (n *Network) closeLog() {
+	if n.logFile != nil {
+		n.logFile.Close()
+	}
+}
