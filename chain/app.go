@@ -13,6 +13,7 @@ package chain
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -44,9 +45,9 @@ type Config struct {
 	DataDir string
 	// Tree tunes the state tree.
 	Tree store.TreeConfig
-	// SigCacheSize bounds how many verified transaction hashes are
-	// remembered between CheckTx and FinalizeBlock. Default 200,000.
-	SigCacheSize int
+	// TxCacheSize bounds how many transactions checked by CheckTx are kept
+	// decoded and verified for FinalizeBlock. Default 200,000.
+	TxCacheSize int
 	// Logger receives the app's logs. Default: discard.
 	Logger *slog.Logger
 }
@@ -59,7 +60,7 @@ type App struct {
 	db   dbm.DB
 	meta dbm.DB // app metadata and event logs, outside the Merkle state
 	tree *store.Tree
-	sigs *sigCache
+	txs  *txCache
 
 	// Consensus goroutine only.
 	block *pendingBlock
@@ -72,8 +73,10 @@ type App struct {
 	appHash  []byte
 	view     store.Reader // committed state CheckTx and Query read: a snapshot, or the genesis state before block 1 commits
 	snapshot *store.Snapshot
-	checkMu  sync.Mutex // serialises CheckTx's use of check and admitted
+	checkMu  sync.Mutex // serialises CheckTx's use of check, checkTx, checkLog and admitted
 	check    *store.Cache
+	checkTx  *store.Cache // scratch for one CheckTx, over check
+	checkLog *mq.Log      // scratch event log; CheckTx's events are discarded
 	// admitted holds the transactions check has applied since the last
 	// commit. A transaction checked again (CometBFT's /check_tx RPC, then a
 	// broadcast of the same bytes) passes without being applied twice.
@@ -108,8 +111,8 @@ func NewApp(cfg Config) (*App, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("chain: Config.DataDir is required")
 	}
-	if cfg.SigCacheSize == 0 {
-		cfg.SigCacheSize = 200_000
+	if cfg.TxCacheSize == 0 {
+		cfg.TxCacheSize = 200_000
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -122,7 +125,7 @@ func NewApp(cfg Config) (*App, error) {
 		log:  cfg.Logger,
 		db:   db,
 		meta: dbm.NewPrefixDB(db, []byte("a/")),
-		sigs: newSigCache(cfg.SigCacheSize),
+		txs:  newTxCache(cfg.TxCacheSize),
 	}
 	if err := a.load(cfg.Tree); err != nil {
 		db.Close()
@@ -169,7 +172,7 @@ func (a *App) swapView() error {
 		return fmt.Errorf("load parameters at height %d: %w", a.height, err)
 	}
 	a.snapshot, a.view, a.params = snap, snap, params
-	a.check, a.admitted = store.NewCache(snap), map[[32]byte]struct{}{}
+	a.resetCheck(snap)
 	return nil
 }
 
@@ -178,6 +181,15 @@ func (a *App) Height() int64 {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	return a.height
+}
+
+// resetCheck starts a fresh check state over committed state. Caller holds
+// mu for writing.
+func (a *App) resetCheck(committed store.Reader) {
+	a.check = store.NewCache(committed)
+	a.checkTx = store.NewCache(a.check)
+	a.checkLog = mq.NewLog(0)
+	a.admitted = map[[32]byte]struct{}{}
 }
 
 // Close releases the database. Call it after the node has stopped; later
@@ -235,7 +247,7 @@ func (a *App) InitChain(_ context.Context, req *abci.InitChainRequest) (*abci.In
 	}
 	a.mu.Lock()
 	a.chainID, a.params, a.view = req.ChainId, g.Auth, gen
-	a.check, a.admitted = store.NewCache(gen), map[[32]byte]struct{}{}
+	a.resetCheck(gen)
 	a.mu.Unlock()
 	appHash := proof.AppHash(a.tree.WorkingHash(), proof.EventLogRoot(nil))
 	a.log.Info("genesis loaded", "chain_id", req.ChainId, "accounts", len(g.Bank.Accounts))
@@ -246,7 +258,12 @@ type emptyReader struct{}
 
 func (emptyReader) Get([]byte) ([]byte, error) { return nil, nil }
 
+// decode decodes, validates and verifies raw, or returns the result of an
+// earlier successful call for the same bytes.
 func (a *App) decode(raw []byte, p auth.Params, chainID string) (*auth.Tx, error) {
+	if tx := a.txs.get(sha256.Sum256(raw)); tx != nil {
+		return tx, nil
+	}
 	tx, err := auth.Decode(raw, p.MaxTxBytes)
 	if err != nil {
 		return nil, err
@@ -254,13 +271,10 @@ func (a *App) decode(raw []byte, p auth.Params, chainID string) (*auth.Tx, error
 	if err := validateStateless(tx, p); err != nil {
 		return nil, err
 	}
-	if a.sigs.has(tx.Hash) {
-		return tx, nil
-	}
 	if err := tx.Verify(chainID); err != nil {
 		return nil, err
 	}
-	a.sigs.add(tx.Hash)
+	a.txs.add(tx)
 	return tx, nil
 }
 
@@ -281,11 +295,13 @@ func (a *App) CheckTx(_ context.Context, req *abci.CheckTxRequest) (*abci.CheckT
 	if _, ok := a.admitted[tx.Hash]; ok {
 		return &abci.CheckTxResponse{Code: 0}, nil
 	}
-	c := store.NewCache(a.check)
+	c := a.checkTx
+	c.Reset()
+	a.checkLog.Truncate(0)
 	if err := ante(c, tx); err != nil {
 		return checkResp(err), nil
 	}
-	if _, err := execMsg(c, mq.NewLog(0), tx); err != nil {
+	if err := execMsg(c, a.checkLog, tx); err != nil {
 		return checkResp(err), nil
 	}
 	if err := c.Write(a.check); err != nil {
@@ -332,6 +348,11 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (
 	txs, decodeErrs := a.decodeAll(req.Txs, params, chainID)
 	log := mq.NewLog(req.Height)
 	results := make([]*abci.ExecTxResult, len(req.Txs))
+	// The block's writes collect here and reach the tree once per key, in
+	// key order, when the block ends: an account touched by many
+	// transactions costs one tree update.
+	blk := store.NewCache(a.tree)
+	c := store.NewCache(blk) // one transaction's message writes
 	var fees uint64
 	for i, tx := range txs {
 		if decodeErrs[i] != nil {
@@ -339,28 +360,32 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (
 			continue
 		}
 		// The fee and nonce stay charged even if the message fails.
-		if err := ante(a.tree, tx); err != nil {
+		if err := ante(blk, tx); err != nil {
 			results[i] = execResult(err, nil)
 			continue
 		}
 		fees += uint64(tx.Body.Fee)
+		signer := tx.Signer.String()
 		mark := log.Len()
-		c := store.NewCache(a.tree)
-		events, err := execMsg(c, log, tx)
+		c.Reset()
+		err := execMsg(c, log, tx)
 		if err == nil {
-			err = c.Write(a.tree)
+			err = c.Write(blk)
 		}
 		if err != nil {
 			log.Truncate(mark)
-			results[i] = execResult(err, []abci.Event{txEvent(tx)})
+			results[i] = execResult(err, []abci.Event{txEvent(tx, signer)})
 			continue
 		}
-		results[i] = execResult(nil, append([]abci.Event{txEvent(tx)}, events...))
+		results[i] = execResult(nil, append([]abci.Event{txEvent(tx, signer)}, msgEvents(tx, signer, mark)...))
 	}
 	if fees > 0 {
-		if err := bank.Credit(a.tree, bank.FeePool, fees); err != nil {
+		if err := bank.Credit(blk, bank.FeePool, fees); err != nil {
 			return nil, fmt.Errorf("collect fees of block %d: %w", req.Height, err)
 		}
+	}
+	if err := blk.Write(a.tree); err != nil {
+		return nil, fmt.Errorf("apply block %d to the state tree: %w", req.Height, err)
 	}
 	b := &pendingBlock{height: req.Height, log: log, stateRoot: a.tree.WorkingHash(), logRoot: proof.EventLogRoot(log.Events())}
 	b.appHash = proof.AppHash(b.stateRoot, b.logRoot)

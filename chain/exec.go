@@ -59,39 +59,44 @@ func ante(kv store.KV, tx *auth.Tx) error {
 	return auth.SetNonce(kv, tx.Signer, next+1)
 }
 
-// execMsg performs the transaction's message and returns the ABCI events
-// that index it. On error the caller discards kv's writes and log's new
-// events.
-func execMsg(kv store.KV, log *mq.Log, tx *auth.Tx) ([]abci.Event, error) {
+// execMsg performs the transaction's message. On error the caller discards
+// kv's writes and log's new events.
+func execMsg(kv store.KV, log *mq.Log, tx *auth.Tx) error {
 	switch m := tx.Body.Msg.(type) {
 	case *chainpb.TxBody_Transfer:
-		if err := bank.Transfer(kv, tx.Signer, m.Transfer); err != nil {
-			return nil, err
-		}
-		to, _ := crypto.AddressFromBytes(m.Transfer.To)
-		return []abci.Event{{Type: "transfer", Attributes: []abci.EventAttribute{
-			{Key: "sender", Value: tx.Signer.String(), Index: true},
-			{Key: "recipient", Value: to.String(), Index: true},
-			{Key: "amount", Value: strconv.FormatInt(m.Transfer.Amount, 10)},
-		}}}, nil
+		return bank.Transfer(kv, tx.Signer, m.Transfer)
 	case *chainpb.TxBody_PushMessage:
-		idx := log.Len()
-		if err := mq.Push(log, tx.Signer, m.PushMessage); err != nil {
-			return nil, err
-		}
-		return []abci.Event{{Type: "push_message", Attributes: []abci.EventAttribute{
-			{Key: "sender", Value: tx.Signer.String(), Index: true},
-			{Key: "topic", Value: m.PushMessage.Topic, Index: true},
-			{Key: "event_index", Value: strconv.Itoa(idx)},
-		}}}, nil
+		return mq.Push(log, tx.Signer, m.PushMessage)
 	default:
-		return nil, auth.ErrUnknownMsg.Wrapf("%T", m)
+		return auth.ErrUnknownMsg.Wrapf("%T", m)
 	}
 }
 
-func txEvent(tx *auth.Tx) abci.Event {
+// msgEvents are the ABCI events that index a successful message (for
+// CometBFT's tx_search). Only block execution builds them; CheckTx's result
+// is not indexed. logIndex is the message's first worker event, if any.
+func msgEvents(tx *auth.Tx, signer string, logIndex int) []abci.Event {
+	switch m := tx.Body.Msg.(type) {
+	case *chainpb.TxBody_Transfer:
+		to, _ := crypto.AddressFromBytes(m.Transfer.To)
+		return []abci.Event{{Type: "transfer", Attributes: []abci.EventAttribute{
+			{Key: "sender", Value: signer, Index: true},
+			{Key: "recipient", Value: to.String(), Index: true},
+			{Key: "amount", Value: strconv.FormatInt(m.Transfer.Amount, 10)},
+		}}}
+	case *chainpb.TxBody_PushMessage:
+		return []abci.Event{{Type: "push_message", Attributes: []abci.EventAttribute{
+			{Key: "sender", Value: signer, Index: true},
+			{Key: "topic", Value: m.PushMessage.Topic, Index: true},
+			{Key: "event_index", Value: strconv.Itoa(logIndex)},
+		}}}
+	}
+	return nil
+}
+
+func txEvent(tx *auth.Tx, signer string) abci.Event {
 	return abci.Event{Type: "tx", Attributes: []abci.EventAttribute{
-		{Key: "signer", Value: tx.Signer.String(), Index: true},
+		{Key: "signer", Value: signer, Index: true},
 		{Key: "nonce", Value: strconv.FormatUint(tx.Body.Nonce, 10)},
 		{Key: "fee", Value: strconv.FormatInt(tx.Body.Fee, 10)},
 		{Key: "msg", Value: tx.MsgName(), Index: true},

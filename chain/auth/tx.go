@@ -102,7 +102,7 @@ func (tx *Tx) Verify(chainID string) error {
 	if tx.Body.ChainId != chainID {
 		return ErrWrongChainID.Wrapf("transaction is for %q, this chain is %q", tx.Body.ChainId, chainID)
 	}
-	if !ed25519.Verify(tx.PubKey, SignBytes(chainID, tx.BodyBytes), tx.Signature) {
+	if !crypto.VerifySignature(tx.PubKey, SignBytes(chainID, tx.BodyBytes), tx.Signature) {
 		return ErrBadSignature.Wrapf("signature does not match signer %s", tx.Signer)
 	}
 	return nil

@@ -59,7 +59,7 @@ func (b *sizedBatch) GetByteSize() (int, error) { return b.size, nil }
 
 type quietPebble struct{}
 
-func (quietPebble) Infof(string, ...any) {}
+func (quietPebble) Infof(string, ...any)  {}
 func (quietPebble) Errorf(string, ...any) {}
 func (quietPebble) Fatalf(format string, args ...any) {
 	panic(fmt.Sprintf("pebble: "+format, args...))

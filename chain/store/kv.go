@@ -54,9 +54,16 @@ func (c *Cache) Delete(key []byte) error {
 // Len reports how many keys the cache holds writes for.
 func (c *Cache) Len() int { return len(c.writes) }
 
-// Write applies the buffered writes to dst in ascending key order. The cache
-// keeps them, so it can still serve reads.
+// Write applies the buffered writes to dst in ascending key order (into
+// another Cache, order is irrelevant and skipped). The cache keeps them, so
+// it can still serve reads.
 func (c *Cache) Write(dst KV) error {
+	if d, ok := dst.(*Cache); ok {
+		for k, v := range c.writes {
+			d.writes[k] = v
+		}
+		return nil
+	}
 	keys := make([]string, 0, len(c.writes))
 	for k := range c.writes {
 		keys = append(keys, k)
