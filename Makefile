@@ -25,6 +25,7 @@ fuzz:
 	$(GO) test ./chain/auth -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./proof -run '^$$' -fuzz '^FuzzVerifyEventLog$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./proof -run '^$$' -fuzz '^FuzzVerifyState$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./crypto -run '^$$' -fuzz '^FuzzVerifyAgreesWithStdlib$$' -fuzztime $(FUZZTIME)
 
 # Regenerate protobuf code (committed; CI does not need protoc).
 # Needs: apt-get install protobuf-compiler; go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.5

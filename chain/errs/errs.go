@@ -7,6 +7,7 @@ package errs
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 )
 
@@ -72,4 +73,23 @@ func Lookup(codespace string, code uint32) (*Error, bool) {
 	defer mu.Unlock()
 	e, ok := registry[codespace][code]
 	return e, ok
+}
+
+// All returns every registered error, ordered by codespace and code.
+func All() []*Error {
+	mu.Lock()
+	defer mu.Unlock()
+	var out []*Error
+	for _, m := range registry {
+		for _, e := range m {
+			out = append(out, e)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Codespace != out[j].Codespace {
+			return out[i].Codespace < out[j].Codespace
+		}
+		return out[i].Code < out[j].Code
+	})
+	return out
 }
