@@ -11,6 +11,7 @@ devnet:
 test:
 	$(GO) vet ./...
 	$(GO) test -timeout 30m ./...
+	$(GO) test -race -timeout 10m ./chain/... ./proof/ ./crypto/
 
 build:
 	$(GO) build -o bin/phala ./cmd/phala
