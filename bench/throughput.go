@@ -33,7 +33,7 @@ import (
 
 // Config is one throughput run. Zero fields take defaults.
 type Config struct {
-	// Txs is how many transactions each chain must commit. Default 40,000.
+	// Txs is how many transactions each chain must commit. Default 200,000.
 	Txs int
 	// Senders is how many funded accounts sign Phala transfers. Default 64.
 	Senders int
@@ -55,7 +55,7 @@ type Config struct {
 
 func (c *Config) defaults() {
 	if c.Txs == 0 {
-		c.Txs = 40_000
+		c.Txs = 200_000
 	}
 	if c.Senders == 0 {
 		c.Senders = 64

@@ -308,8 +308,3 @@ func (c *Client) broadcastError(ctx context.Context, raw []byte, err error) erro
 func (c *Client) Transfer(ctx context.Context, key ed25519.PrivateKey, to crypto.Address, amount int64, opts SendOptions) (*TxResult, error) {
 	return c.Send(ctx, key, &chainpb.TxBody{Msg: &chainpb.TxBody_Transfer{Transfer: &chainpb.MsgTransfer{To: to.Bytes(), Amount: amount}}}, opts)
 }
-
-// PushMessage appends an ingress message to the worker event log.
-func (c *Client) PushMessage(ctx context.Context, key ed25519.PrivateKey, topic string, payload []byte, opts SendOptions) (*TxResult, error) {
-	return c.Send(ctx, key, &chainpb.TxBody{Msg: &chainpb.TxBody_PushMessage{PushMessage: &chainpb.MsgPushMessage{Topic: topic, Payload: payload}}}, opts)
-}

@@ -16,7 +16,7 @@ import (
 
 func main() {
 	var c bench.Config
-	flag.IntVar(&c.Txs, "txs", 40_000, "transactions each chain must commit")
+	flag.IntVar(&c.Txs, "txs", 200_000, "transactions each chain must commit")
 	flag.IntVar(&c.Senders, "senders", 64, "funded accounts signing Phala transfers")
 	flag.DurationVar(&c.BlockTime, "block-time", 100*time.Millisecond, "CometBFT timeout_commit for both chains")
 	flag.IntVar(&c.Feeders, "feeders", 4, "goroutines submitting transactions")

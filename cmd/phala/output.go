@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"text/tabwriter"
 )
@@ -25,5 +24,3 @@ func shortHex(s string) string {
 	}
 	return s
 }
-
-var _ = fmt.Sprint

@@ -9,8 +9,10 @@ import (
 
 	"github.com/phala-go/phala/chain/bank"
 	"github.com/phala-go/phala/client"
+	"github.com/phala-go/phala/proto/chainpb"
 )
 
+// txFlags are the flags every transaction command takes.
 type txFlags struct {
 	from  string
 	fee   string
@@ -26,23 +28,37 @@ func (f *txFlags) register(cmd *cobra.Command) {
 	cmd.MarkFlagRequired("from")
 }
 
-func (f *txFlags) options() (client.SendOptions, error) {
-	o := client.SendOptions{Memo: f.memo}
+// send signs body with the --from key, broadcasts it, waits for its block
+// and prints the result.
+func (f *txFlags) send(cmd *cobra.Command, g *globals, body *chainpb.TxBody) error {
+	kr, err := openKeyring(g)
+	if err != nil {
+		return err
+	}
+	key, err := kr.Get(f.from)
+	if err != nil {
+		return err
+	}
+	opts := client.SendOptions{Memo: f.memo}
 	if f.fee != "" {
 		fee, err := bank.ParseAmount(f.fee)
 		if err != nil {
-			return o, fmt.Errorf("--fee: %w", err)
+			return fmt.Errorf("--fee: %w", err)
 		}
-		o.Fee = &fee
+		opts.Fee = &fee
 	}
 	if f.nonce >= 0 {
 		n := uint64(f.nonce)
-		o.Nonce = &n
+		opts.Nonce = &n
 	}
-	return o, nil
-}
-
-func printTxResult(cmd *cobra.Command, g *globals, res *client.TxResult) error {
+	c, err := client.New(g.nodeAddr())
+	if err != nil {
+		return err
+	}
+	res, err := c.Send(cmd.Context(), key.PrivateKey(), body, opts)
+	if err != nil {
+		return err
+	}
 	return emit(cmd.OutOrStdout(), g, res, func(w io.Writer) {
 		fmt.Fprintf(w, "committed in block %d\ntx hash:\t%s\n", res.Height, res.Hash)
 	})
@@ -59,14 +75,6 @@ func txCmd(g *globals) *cobra.Command {
 		Long:  "Send PHA to an account. AMOUNT is PHA (1.5, 1.5PHA) or base units (1500000upha); --to takes an address or a key name.",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			kr, err := openKeyring(g)
-			if err != nil {
-				return err
-			}
-			key, err := kr.Get(tf.from)
-			if err != nil {
-				return err
-			}
 			dst, err := resolveAddress(g, to)
 			if err != nil {
 				return fmt.Errorf("--to: %w", err)
@@ -75,19 +83,7 @@ func txCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--amount: %w", err)
 			}
-			opts, err := tf.options()
-			if err != nil {
-				return err
-			}
-			c, err := client.New(g.nodeAddr())
-			if err != nil {
-				return err
-			}
-			res, err := c.Transfer(cmd.Context(), key.PrivateKey(), dst, amt, opts)
-			if err != nil {
-				return err
-			}
-			return printTxResult(cmd, g, res)
+			return tf.send(cmd, g, &chainpb.TxBody{Msg: &chainpb.TxBody_Transfer{Transfer: &chainpb.MsgTransfer{To: dst.Bytes(), Amount: amt}}})
 		},
 	}
 	tf.register(transfer)
@@ -103,33 +99,14 @@ func txCmd(g *globals) *cobra.Command {
 		Short: "Append an ingress message to the worker event log",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			kr, err := openKeyring(g)
-			if err != nil {
-				return err
-			}
-			key, err := kr.Get(pf.from)
-			if err != nil {
-				return err
-			}
 			data := []byte(payload)
 			if payloadHex != "" {
+				var err error
 				if data, err = hex.DecodeString(payloadHex); err != nil {
 					return fmt.Errorf("--payload-hex: %w", err)
 				}
 			}
-			opts, err := pf.options()
-			if err != nil {
-				return err
-			}
-			c, err := client.New(g.nodeAddr())
-			if err != nil {
-				return err
-			}
-			res, err := c.PushMessage(cmd.Context(), key.PrivateKey(), topic, data, opts)
-			if err != nil {
-				return err
-			}
-			return printTxResult(cmd, g, res)
+			return pf.send(cmd, g, &chainpb.TxBody{Msg: &chainpb.TxBody_PushMessage{PushMessage: &chainpb.MsgPushMessage{Topic: topic, Payload: data}}})
 		},
 	}
 	pf.register(push)
