@@ -45,9 +45,11 @@ type Config struct {
 	DataDir string
 	// Tree tunes the state tree.
 	Tree store.TreeConfig
-	// TxCacheSize bounds how many transactions checked by CheckTx are kept
-	// decoded and verified for FinalizeBlock. Default 200,000.
+	// TxCacheSize bounds how many admitted transactions are kept decoded and
+	// verified for block execution. Default 200,000.
 	TxCacheSize int
+	// TxCacheBytes bounds the same cache by size. Default 128 MiB.
+	TxCacheBytes int
 	// Logger receives the app's logs. Default: discard.
 	Logger *slog.Logger
 }
@@ -64,6 +66,7 @@ type App struct {
 
 	// Consensus goroutine only.
 	block *pendingBlock
+	names addressNames
 
 	// mu guards everything below against Commit, which swaps it.
 	mu       sync.RWMutex
@@ -114,6 +117,9 @@ func NewApp(cfg Config) (*App, error) {
 	if cfg.TxCacheSize == 0 {
 		cfg.TxCacheSize = 200_000
 	}
+	if cfg.TxCacheBytes == 0 {
+		cfg.TxCacheBytes = 128 << 20
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -125,7 +131,7 @@ func NewApp(cfg Config) (*App, error) {
 		log:  cfg.Logger,
 		db:   db,
 		meta: dbm.NewPrefixDB(db, []byte("a/")),
-		txs:  newTxCache(cfg.TxCacheSize),
+		txs:  newTxCache(cfg.TxCacheSize, cfg.TxCacheBytes),
 	}
 	if err := a.load(cfg.Tree); err != nil {
 		db.Close()
@@ -156,6 +162,13 @@ func (a *App) load(tcfg store.TreeConfig) error {
 	if err := a.swapView(); err != nil {
 		return err
 	}
+	logRoot, err := a.meta.Get(logRootKey(m.Height))
+	if err != nil {
+		return err
+	}
+	if got := proof.AppHash(a.snapshot.Hash(), logRoot); !bytes.Equal(got, m.AppHash) {
+		return fmt.Errorf("the state at height %d hashes to app hash %X but %X was committed: the data directory is damaged; restore it from a backup or resync the node", m.Height, got, m.AppHash)
+	}
 	a.log.Info("resumed state", "height", m.Height, "app_hash", fmt.Sprintf("%X", m.AppHash))
 	return nil
 }
@@ -170,6 +183,10 @@ func (a *App) swapView() error {
 	params, err := loadParams(snap)
 	if err != nil {
 		return fmt.Errorf("load parameters at height %d: %w", a.height, err)
+	}
+	if params != a.params {
+		// Cached verdicts were reached under the old parameters.
+		a.txs.clear()
 	}
 	a.snapshot, a.view, a.params = snap, snap, params
 	a.resetCheck(snap)
@@ -258,37 +275,48 @@ type emptyReader struct{}
 
 func (emptyReader) Get([]byte) ([]byte, error) { return nil, nil }
 
-// decode decodes, validates and verifies raw, or returns the result of an
-// earlier successful call for the same bytes.
-func (a *App) decode(raw []byte, p auth.Params, chainID string) (*auth.Tx, error) {
-	if tx := a.txs.get(sha256.Sum256(raw)); tx != nil {
-		return tx, nil
+// decode decodes, validates and verifies raw, or returns the decoded
+// transaction this node admitted or accepted earlier for the same bytes.
+// It takes no lock; callers pass the parameters they read under mu.
+// cached reports whether tx came from the cache (and is shared).
+func (a *App) decode(raw []byte, p auth.Params, chainID string) (tx *auth.Tx, cached bool, err error) {
+	hash := sha256.Sum256(raw)
+	if tx := a.txs.get(hash); tx != nil {
+		return tx, true, nil
 	}
-	tx, err := auth.Decode(raw, p.MaxTxBytes)
+	tx, err = auth.DecodeHashed(raw, hash, p.MaxTxBytes)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := validateStateless(tx, p); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := tx.Verify(chainID); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	a.txs.add(tx)
-	return tx, nil
+	return tx, false, nil
 }
 
 // CheckTx admits a transaction to the mempool if it would succeed on top of
 // the committed state and the transactions admitted before it.
 func (a *App) CheckTx(_ context.Context, req *abci.CheckTxRequest) (*abci.CheckTxResponse, error) {
 	a.mu.RLock()
-	defer a.mu.RUnlock()
-	if a.check == nil {
+	params, chainID, ready := a.params, a.chainID, a.check != nil
+	a.mu.RUnlock()
+	if !ready {
 		return checkResp(errors.New("the chain has not loaded its genesis yet; retry in a moment")), nil
 	}
-	tx, err := a.decode(req.Tx, a.params, a.chainID)
+	// The signature check, the expensive part, runs outside every lock.
+	tx, cached, err := a.decode(req.Tx, params, chainID)
 	if err != nil {
 		return checkResp(err), nil
+	}
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.params != params { // a commit changed them meanwhile
+		if tx, cached, err = a.decode(req.Tx, a.params, a.chainID); err != nil {
+			return checkResp(err), nil
+		}
 	}
 	a.checkMu.Lock()
 	defer a.checkMu.Unlock()
@@ -308,6 +336,9 @@ func (a *App) CheckTx(_ context.Context, req *abci.CheckTxRequest) (*abci.CheckT
 		return checkResp(err), nil
 	}
 	a.admitted[tx.Hash] = struct{}{}
+	if !cached {
+		a.txs.add(tx)
+	}
 	return &abci.CheckTxResponse{Code: 0}, nil
 }
 
@@ -318,9 +349,10 @@ func checkResp(err error) *abci.CheckTxResponse {
 
 // decodeAll decodes and verifies a block's transactions, spreading signature
 // checks the node has not done before over every core.
-func (a *App) decodeAll(txs [][]byte, p auth.Params, chainID string) ([]*auth.Tx, []error) {
-	out := make([]*auth.Tx, len(txs))
-	errl := make([]error, len(txs))
+func (a *App) decodeAll(txs [][]byte, p auth.Params, chainID string) (out []*auth.Tx, fresh []bool, errl []error) {
+	out = make([]*auth.Tx, len(txs))
+	fresh = make([]bool, len(txs))
+	errl = make([]error, len(txs))
 	workers := min(runtime.GOMAXPROCS(0), len(txs))
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -328,12 +360,14 @@ func (a *App) decodeAll(txs [][]byte, p auth.Params, chainID string) ([]*auth.Tx
 		go func() {
 			defer wg.Done()
 			for i := w; i < len(txs); i += workers {
-				out[i], errl[i] = a.decode(txs[i], p, chainID)
+				var cached bool
+				out[i], cached, errl[i] = a.decode(txs[i], p, chainID)
+				fresh[i] = !cached
 			}
 		}()
 	}
 	wg.Wait()
-	return out, errl
+	return out, fresh, errl
 }
 
 // FinalizeBlock executes a decided block on the working state and returns
@@ -345,7 +379,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (
 	if req.Height != height+1 {
 		return nil, fmt.Errorf("FinalizeBlock for height %d but the app is at %d", req.Height, height)
 	}
-	txs, decodeErrs := a.decodeAll(req.Txs, params, chainID)
+	txs, _, decodeErrs := a.decodeAll(req.Txs, params, chainID)
 	log := mq.NewLog(req.Height)
 	results := make([]*abci.ExecTxResult, len(req.Txs))
 	// The block's writes collect here and reach the tree once per key, in
@@ -361,11 +395,14 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (
 		}
 		// The fee and nonce stay charged even if the message fails.
 		if err := ante(blk, tx); err != nil {
+			if !isRejection(err) {
+				return nil, fmt.Errorf("block %d tx %d: %w", req.Height, i, err)
+			}
 			results[i] = execResult(err, nil)
 			continue
 		}
 		fees += uint64(tx.Body.Fee)
-		signer := tx.Signer.String()
+		signer := a.names.name(tx.Signer)
 		mark := log.Len()
 		c.Reset()
 		err := execMsg(c, log, tx)
@@ -373,24 +410,40 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (
 			err = c.Write(blk)
 		}
 		if err != nil {
+			if !isRejection(err) {
+				return nil, fmt.Errorf("block %d tx %d: %w", req.Height, i, err)
+			}
 			log.Truncate(mark)
 			results[i] = execResult(err, []abci.Event{txEvent(tx, signer)})
 			continue
 		}
-		results[i] = execResult(nil, append([]abci.Event{txEvent(tx, signer)}, msgEvents(tx, signer, mark)...))
+		results[i] = execResult(nil, append([]abci.Event{txEvent(tx, signer)}, msgEvents(tx, signer, &a.names, mark)...))
 	}
 	if fees > 0 {
 		if err := bank.Credit(blk, bank.FeePool, fees); err != nil {
 			return nil, fmt.Errorf("collect fees of block %d: %w", req.Height, err)
 		}
 	}
-	if err := blk.Write(a.tree); err != nil {
+	// Updating the tree detaches children from nodes that committed
+	// snapshots share: readers wait for this short step only.
+	a.mu.Lock()
+	err := blk.Write(a.tree)
+	stateRoot := a.tree.WorkingHash()
+	a.mu.Unlock()
+	if err != nil {
 		return nil, fmt.Errorf("apply block %d to the state tree: %w", req.Height, err)
 	}
-	b := &pendingBlock{height: req.Height, log: log, stateRoot: a.tree.WorkingHash(), logRoot: proof.EventLogRoot(log.Events())}
+	b := &pendingBlock{height: req.Height, log: log, stateRoot: stateRoot, logRoot: proof.EventLogRoot(log.Events())}
 	b.appHash = proof.AppHash(b.stateRoot, b.logRoot)
 	a.block = b
 	return &abci.FinalizeBlockResponse{TxResults: results, AppHash: b.appHash}, nil
+}
+
+// isRejection tells a transaction's fault (a registered code) from a
+// failure of this node, which must stop it rather than diverge.
+func isRejection(err error) bool {
+	var e *errs.Error
+	return errors.As(err, &e)
 }
 
 func execResult(err error, events []abci.Event) *abci.ExecTxResult {
@@ -399,42 +452,83 @@ func execResult(err error, events []abci.Event) *abci.ExecTxResult {
 }
 
 // Commit persists the block FinalizeBlock executed, then points CheckTx and
-// Query at it.
+// Query at it. The event log goes first, the tree version next, and the
+// synced commit record last: a crash anywhere leaves the record at the
+// previous block, and the tree is rolled back to it on restart.
 func (a *App) Commit(context.Context, *abci.CommitRequest) (*abci.CommitResponse, error) {
 	b := a.block
 	if b == nil {
 		return nil, errors.New("Commit without FinalizeBlock")
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	root, version, err := a.tree.SaveVersion()
-	if err != nil {
-		return nil, err
-	}
-	if version != b.height || !bytes.Equal(root, b.stateRoot) {
-		return nil, fmt.Errorf("saved state version %d root %X, executed block %d root %X", version, root, b.height, b.stateRoot)
-	}
 	logBytes, err := proto.Marshal(&chainpb.EventLog{Height: b.height, StateRoot: b.stateRoot, Events: b.log.Events()})
 	if err != nil {
 		return nil, err
 	}
-	meta, _ := json.Marshal(appMeta{Height: b.height, AppHash: b.appHash, ChainID: a.chainID})
-	batch := a.meta.NewBatch()
-	defer batch.Close()
-	for _, kv := range [][2][]byte{{mq.LogKey(b.height), logBytes}, {logRootKey(b.height), b.logRoot}, {metaKey, meta}} {
-		if err := batch.Set(kv[0], kv[1]); err != nil {
-			return nil, err
-		}
+	if err := a.writeMeta(false, [2][]byte{mq.LogKey(b.height), logBytes}, [2][]byte{logRootKey(b.height), b.logRoot}); err != nil {
+		return nil, fmt.Errorf("persist event log of block %d: %w", b.height, err)
 	}
-	if err := batch.WriteSync(); err != nil {
-		return nil, fmt.Errorf("persist block %d metadata: %w", b.height, err)
+
+	a.mu.Lock()
+	root, version, err := a.tree.SaveVersion()
+	if err == nil && (version != b.height || !bytes.Equal(root, b.stateRoot)) {
+		err = fmt.Errorf("saved state version %d root %X, executed block %d root %X", version, root, b.height, b.stateRoot)
 	}
-	a.height, a.appHash, a.block = b.height, b.appHash, nil
-	if err := a.swapView(); err != nil {
+	if err == nil {
+		a.height, a.appHash, a.block = b.height, b.appHash, nil
+		err = a.swapView()
+	}
+	chainID := a.chainID
+	a.mu.Unlock()
+	if err != nil {
 		return nil, err
+	}
+
+	meta, _ := json.Marshal(appMeta{Height: b.height, AppHash: b.appHash, ChainID: chainID})
+	if err := a.writeMeta(true, [2][]byte{metaKey, meta}); err != nil {
+		return nil, fmt.Errorf("persist commit record of block %d: %w", b.height, err)
 	}
 	if n := b.log.Len(); n > 0 {
 		a.log.Debug("committed", "height", b.height, "events", n)
 	}
 	return &abci.CommitResponse{}, nil
+}
+
+// writeMeta writes key-value pairs to the app database in one batch.
+func (a *App) writeMeta(sync bool, kvs ...[2][]byte) error {
+	batch := a.meta.NewBatch()
+	defer batch.Close()
+	for _, kv := range kvs {
+		if err := batch.Set(kv[0], kv[1]); err != nil {
+			return err
+		}
+	}
+	if sync {
+		return batch.WriteSync()
+	}
+	return batch.Write()
+}
+
+// ProcessProposal refuses a block carrying a transaction that no honest
+// proposer would include: one that fails its format, fee floor or
+// signature. The check is deterministic, so every validator agrees. (An
+// honest proposer's mempool holds only transactions that passed CheckTx
+// under the current parameters: CometBFT rechecks it after every block, so
+// PrepareProposal needs no filter of its own.)
+func (a *App) ProcessProposal(_ context.Context, req *abci.ProcessProposalRequest) (*abci.ProcessProposalResponse, error) {
+	a.mu.RLock()
+	params, chainID := a.params, a.chainID
+	a.mu.RUnlock()
+	txs, fresh, errl := a.decodeAll(req.Txs, params, chainID)
+	for i, err := range errl {
+		if err != nil {
+			a.log.Info("rejecting proposal", "height", req.Height, "tx", i, "reason", err)
+			return &abci.ProcessProposalResponse{Status: abci.PROCESS_PROPOSAL_STATUS_REJECT}, nil
+		}
+	}
+	for i, tx := range txs {
+		if fresh[i] {
+			a.txs.add(tx) // FinalizeBlock will need it
+		}
+	}
+	return &abci.ProcessProposalResponse{Status: abci.PROCESS_PROPOSAL_STATUS_ACCEPT}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"strings"
 	"testing"
 
@@ -77,6 +78,28 @@ func badInputs() []badTx {
 		{"unknown envelope field", func(h *harness) []byte {
 			return protowire.AppendBytes(protowire.AppendTag(h.sign("alice", transfer("bob", 5), 1), 7, protowire.BytesType), []byte("x"))
 		}, auth.ErrMalformedTx, "unknown field 7"},
+		{"non-canonical envelope", func(h *harness) []byte {
+			var env chainpb.Tx
+			proto.Unmarshal(h.sign("alice", transfer("bob", 5), 1), &env)
+			// Same fields, signature first: still decodes, same signature.
+			b := protowire.AppendBytes(protowire.AppendTag(nil, 3, protowire.BytesType), env.Signature)
+			b = protowire.AppendBytes(protowire.AppendTag(b, 2, protowire.BytesType), env.PubKey)
+			return protowire.AppendBytes(protowire.AppendTag(b, 1, protowire.BytesType), env.Body)
+		}, auth.ErrMalformedTx, "not canonically encoded"},
+		{"unknown field inside the message", func(h *harness) []byte {
+			m := transfer("bob", 5)
+			m.ProtoReflect().SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, 9, protowire.VarintType), 1))
+			return h.sign("alice", m, 1)
+		}, auth.ErrMalformedTx, "MsgTransfer has unknown field 9"},
+		{"small-order public key", func(h *harness) []byte {
+			// With the identity point as key, R = identity and S = 0 verify
+			// for any message under the standard library's rules.
+			identity := make([]byte, 32)
+			identity[0] = 1
+			body, _ := proto.Marshal(h.body(transfer("bob", 5), 0))
+			raw, _ := proto.Marshal(&chainpb.Tx{Body: body, PubKey: identity, Signature: append(append([]byte(nil), identity...), make([]byte, 32)...)})
+			return raw
+		}, auth.ErrBadPubKey, "small-order point"},
 		{"oversize tx", func(h *harness) []byte {
 			return h.sign("alice", &chainpb.MsgPushMessage{Topic: "t", Payload: make([]byte, 9000)}, 1)
 		}, auth.ErrTxTooLarge, "limit is 8192"},
@@ -321,5 +344,58 @@ func assertSupply(t *testing.T, h *harness) {
 	sum += fp.Balance
 	if sum != bank.TotalSupply {
 		t.Fatalf("balances sum to %d, supply is %d", sum, bank.TotalSupply)
+	}
+}
+
+func TestProcessProposalRejectsInvalidTransactions(t *testing.T) {
+	h := newHarness(t)
+	good := h.sign("alice", transfer("bob", 1), 0)
+	ok, err := h.app.ProcessProposal(context.Background(), &abci.ProcessProposalRequest{Height: 1, Txs: [][]byte{good}})
+	if err != nil || ok.Status != abci.PROCESS_PROPOSAL_STATUS_ACCEPT {
+		t.Fatalf("valid proposal: %v %v", ok.Status, err)
+	}
+	for _, c := range badInputs() {
+		if c.want.Codespace != auth.Codespace || c.want == auth.ErrNonceReused || c.want == auth.ErrNonceSkipped || c.want == auth.ErrUnknownAccount {
+			continue // stateful refusals are left to block execution
+		}
+		res, err := h.app.ProcessProposal(context.Background(), &abci.ProcessProposalRequest{Height: 1, Txs: [][]byte{good, c.tx(h)}})
+		if err != nil || res.Status != abci.PROCESS_PROPOSAL_STATUS_REJECT {
+			t.Errorf("%s: proposal status %v %v, want reject", c.name, res.Status, err)
+		}
+	}
+}
+
+func TestRefusedTransactionsAreNotCached(t *testing.T) {
+	h := newHarness(t)
+	raw := h.sign("carol", transfer("bob", 5), 0) // carol holds nothing
+	if res := h.checkTx(raw); res.Code != auth.ErrUnknownAccount.Code {
+		t.Fatalf("got %d %s", res.Code, res.Log)
+	}
+	if h.app.txs.get(sha256.Sum256(raw)) != nil {
+		t.Fatal("a refused transaction was cached")
+	}
+	good := h.sign("alice", transfer("bob", 5), 0)
+	h.checkTx(good)
+	if c := h.app.txs.get(sha256.Sum256(good)); c == nil || c.Raw != nil {
+		t.Fatal("an admitted transaction should be cached, without its raw bytes")
+	}
+}
+
+func TestRestartRefusesDamagedState(t *testing.T) {
+	h := newHarness(t)
+	h.block(h.sign("alice", &chainpb.MsgPushMessage{Topic: "t", Payload: []byte("x")}, 0))
+	h.block()
+	// Damage the recorded event log root of the last block.
+	if err := h.app.meta.SetSync(logRootKey(h.height), make([]byte, 32)); err != nil {
+		t.Fatal(err)
+	}
+	h.app.Close()
+	app, err := NewApp(Config{DataDir: h.dir})
+	if err == nil {
+		app.Close()
+		t.Fatal("opened damaged state")
+	}
+	if !strings.Contains(err.Error(), "data directory is damaged") {
+		t.Fatalf("error %q does not say what is wrong", err)
 	}
 }

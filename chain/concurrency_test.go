@@ -40,7 +40,12 @@ func TestCheckTxAndQueryRunDuringBlocks(t *testing.T) {
 					t.Errorf("query during blocks: %v %s", err, res.Log)
 					return
 				}
-				h.app.Info(context.Background(), &abci.InfoRequest{})
+				// Proofs and past heights walk the tree rather than its index.
+				info, _ := h.app.Info(context.Background(), &abci.InfoRequest{})
+				for _, height := range []int64{0, info.LastBlockHeight - 1} {
+					h.app.Query(context.Background(), &abci.QueryRequest{Path: QueryStore, Data: bank.BalanceKey(addr(h.keys["alice"])), Height: height, Prove: true})
+					h.app.Query(context.Background(), &abci.QueryRequest{Path: QueryAccount, Data: a[:], Height: height})
+				}
 			}
 		}()
 	}

@@ -75,13 +75,13 @@ func execMsg(kv store.KV, log *mq.Log, tx *auth.Tx) error {
 // msgEvents are the ABCI events that index a successful message (for
 // CometBFT's tx_search). Only block execution builds them; CheckTx's result
 // is not indexed. logIndex is the message's first worker event, if any.
-func msgEvents(tx *auth.Tx, signer string, logIndex int) []abci.Event {
+func msgEvents(tx *auth.Tx, signer string, names *addressNames, logIndex int) []abci.Event {
 	switch m := tx.Body.Msg.(type) {
 	case *chainpb.TxBody_Transfer:
 		to, _ := crypto.AddressFromBytes(m.Transfer.To)
 		return []abci.Event{{Type: "transfer", Attributes: []abci.EventAttribute{
 			{Key: "sender", Value: signer, Index: true},
-			{Key: "recipient", Value: to.String(), Index: true},
+			{Key: "recipient", Value: names.name(to), Index: true},
 			{Key: "amount", Value: strconv.FormatInt(m.Transfer.Amount, 10)},
 		}}}
 	case *chainpb.TxBody_PushMessage:
@@ -94,11 +94,28 @@ func msgEvents(tx *auth.Tx, signer string, logIndex int) []abci.Event {
 	return nil
 }
 
+// txEvent indexes every executed transaction by signer and message type
+// (nonce and fee are in the transaction itself).
 func txEvent(tx *auth.Tx, signer string) abci.Event {
 	return abci.Event{Type: "tx", Attributes: []abci.EventAttribute{
 		{Key: "signer", Value: signer, Index: true},
-		{Key: "nonce", Value: strconv.FormatUint(tx.Body.Nonce, 10)},
-		{Key: "fee", Value: strconv.FormatInt(tx.Body.Fee, 10)},
 		{Key: "msg", Value: tx.MsgName(), Index: true},
 	}}
+}
+
+// addressNames memoises bech32 forms of addresses for event attributes:
+// active accounts recur block after block. Used by the consensus goroutine
+// only; it forgets everything when it grows past its bound.
+type addressNames struct{ m map[crypto.Address]string }
+
+func (n *addressNames) name(a crypto.Address) string {
+	if s, ok := n.m[a]; ok {
+		return s
+	}
+	if n.m == nil || len(n.m) >= 1<<16 {
+		n.m = make(map[crypto.Address]string)
+	}
+	s := a.String()
+	n.m[a] = s
+	return s
 }

@@ -38,11 +38,8 @@ func ParseGenesis(raw []byte) (Genesis, error) {
 
 // Validate checks the genesis state.
 func (g Genesis) Validate() error {
-	if g.Auth.MaxTxBytes < 1024 {
-		return fmt.Errorf("genesis auth.max_tx_bytes is %d; it must be at least 1024", g.Auth.MaxTxBytes)
-	}
-	if g.Auth.BaseFee < 0 || g.Auth.FeePerByte < 0 {
-		return fmt.Errorf("genesis fees must not be negative (base_fee %d, fee_per_byte %d)", g.Auth.BaseFee, g.Auth.FeePerByte)
+	if err := g.Auth.Validate(); err != nil {
+		return fmt.Errorf("genesis auth: %w", err)
 	}
 	return g.Bank.Validate()
 }

@@ -94,7 +94,15 @@ func (a *App) query(req *abci.QueryRequest) (*abci.QueryResponse, error) {
 		v, _ := proto.Marshal(&chainpb.Account{Address: addr.Bytes(), Balance: bal, Nonce: nonce})
 		return &abci.QueryResponse{Key: req.Data, Value: v, Height: height}, nil
 	case QueryParams:
-		v, _ := json.Marshal(a.params)
+		snap, err := a.snapshotAt(height)
+		if err != nil {
+			return nil, err
+		}
+		p, err := loadParams(snap)
+		if err != nil {
+			return nil, err
+		}
+		v, _ := json.Marshal(p)
 		return &abci.QueryResponse{Value: v, Height: height}, nil
 	}
 	return nil, ErrUnknownQuery.Wrapf("%q; known paths: %s %s %s %s", req.Path, QueryStore, QueryEventLog, QueryAccount, QueryParams)

@@ -153,6 +153,9 @@ func (c *Client) EventLog(ctx context.Context, height int64) (*chainpb.EventLog,
 	if err := proto.Unmarshal(v, &l); err != nil {
 		return nil, fmt.Errorf("decode event log: %w", err)
 	}
+	if l.Height != height {
+		return nil, fmt.Errorf("asked for the event log of block %d, the node sent block %d's", height, l.Height)
+	}
 	return &l, nil
 }
 
@@ -166,6 +169,9 @@ func (c *Client) StateProof(ctx context.Context, key []byte, height int64) (*pro
 	r := res.Response
 	if r.Code != 0 {
 		return nil, fmt.Errorf("query %s refused (%s/%d): %s", chain.QueryStore, r.Codespace, r.Code, r.Log)
+	}
+	if height != 0 && r.Height != height {
+		return nil, fmt.Errorf("asked for state at block %d, the node answered for block %d", height, r.Height)
 	}
 	var value []byte
 	if len(r.Value) > 0 {
@@ -252,29 +258,35 @@ func (c *Client) Send(ctx context.Context, key ed25519.PrivateKey, body *chainpb
 
 // BroadcastAndWait submits raw and waits until it is in a block.
 func (c *Client) BroadcastAndWait(ctx context.Context, raw []byte, timeout time.Duration) (*TxResult, error) {
-	if timeout == 0 {
-		timeout = 30 * time.Second
-	}
 	res, err := c.rpc.BroadcastTxSync(ctx, raw)
 	if err != nil {
 		return nil, c.broadcastError(ctx, raw, err)
 	}
-	hash := res.Hash.String()
 	if res.Code != 0 {
-		return nil, &TxError{Codespace: res.Codespace, Code: res.Code, Log: res.Log, Hash: hash}
+		return nil, &TxError{Codespace: res.Codespace, Code: res.Code, Log: res.Log, Hash: res.Hash.String()}
 	}
+	return c.WaitTx(ctx, res.Hash, timeout)
+}
+
+// WaitTx waits until the transaction with hash is in a block (the node must
+// index transactions, as devnets and localnets do). Zero timeout means 30 s.
+func (c *Client) WaitTx(ctx context.Context, hash []byte, timeout time.Duration) (*TxResult, error) {
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
+	hexHash := fmt.Sprintf("%X", hash)
 	deadline := time.Now().Add(timeout)
 	for {
-		tr, err := c.rpc.Tx(ctx, res.Hash, false)
+		tr, err := c.rpc.Tx(ctx, hash, false)
 		if err == nil {
-			out := &TxResult{Hash: hash, Height: tr.Height, Code: tr.TxResult.Code, Log: tr.TxResult.Log}
+			out := &TxResult{Hash: hexHash, Height: tr.Height, Code: tr.TxResult.Code, Log: tr.TxResult.Log}
 			if tr.TxResult.Code != 0 {
-				return out, &TxError{Codespace: tr.TxResult.Codespace, Code: tr.TxResult.Code, Log: tr.TxResult.Log, Hash: hash, Height: tr.Height}
+				return out, &TxError{Codespace: tr.TxResult.Codespace, Code: tr.TxResult.Code, Log: tr.TxResult.Log, Hash: hexHash, Height: tr.Height}
 			}
 			return out, nil
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("transaction %s was accepted but not seen in a block within %s; query it later with /tx?hash=0x%s", hash, timeout, hash)
+			return nil, fmt.Errorf("transaction %s was accepted but not seen in a block within %s; query it later with /tx?hash=0x%s", hexHash, timeout, hexHash)
 		}
 		select {
 		case <-ctx.Done():

@@ -101,3 +101,29 @@ func FuzzVerifyAgreesWithStdlib(f *testing.F) {
 		}
 	})
 }
+
+func TestSmallOrderKeys(t *testing.T) {
+	// Eight torsion points; their canonical encodings at least, plus the
+	// non-canonical ones that decode.
+	if n := len(smallOrderKeys); n < 8 {
+		t.Fatalf("%d small-order encodings, want at least 8", n)
+	}
+	identity := mustHex("0100000000000000000000000000000000000000000000000000000000000000")
+	nonCanonicalIdentity := mustHex("eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f")
+	order8 := mustHex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a")
+	for _, k := range [][]byte{identity, nonCanonicalIdentity, order8} {
+		if !IsSmallOrderKey(k) {
+			t.Errorf("%x not flagged", k)
+		}
+	}
+	// And a small-order key really can be "signed" for without a secret:
+	// the reason such keys are refused.
+	forged := append(append([]byte(nil), identity...), make([]byte, 32)...)
+	if !ed25519.Verify(identity, []byte("any message"), forged) {
+		t.Fatal("expected the forged signature to verify under crypto/ed25519")
+	}
+	pub, _, _ := ed25519.GenerateKey(nil)
+	if IsSmallOrderKey(pub) {
+		t.Fatal("a random key flagged as small order")
+	}
+}

@@ -19,7 +19,8 @@ func TestDevnetShowsBlocksBalancesAndATransfer(t *testing.T) {
 	home := t.TempDir()
 	base := testutil.FreePorts(t, 3)
 	dn := start(t, "devnet", nil, "devnet", "--home", home, "--base-port", strconv.Itoa(base), "--block-time", "300ms")
-	dn.waitOutput(t, "block ", 60*time.Second)
+	dn.waitOutput(t, "Blocks (Ctrl-C to stop)", 60*time.Second)
+	dn.waitOutput(t, "\nblock ", 10*time.Second)
 	out := dn.output()
 	for _, want := range []string{
 		"CometBFT RPC  http://127.0.0.1:" + strconv.Itoa(base),

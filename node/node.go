@@ -2,12 +2,14 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	cfg "github.com/cometbft/cometbft/config"
@@ -49,6 +51,11 @@ func Start(ctx context.Context, home string, opts Options) (*Node, error) {
 	}
 	if opts.Comet != nil {
 		opts.Comet(conf)
+	}
+	if !conf.Mempool.Recheck && opts.App == nil {
+		// CheckTx keeps a check state that each commit resets and the
+		// recheck rebuilds (docs/decisions/0003-check-state.md).
+		return nil, fmt.Errorf("%s: mempool.recheck is false; Phala-Go needs it true", home)
 	}
 	claimPrometheus(conf)
 	appConf, err := LoadAppConfig(home)
@@ -94,6 +101,9 @@ func Start(ctx context.Context, home string, opts Options) (*Node, error) {
 	}
 	if err := n.cmt.Start(); err != nil {
 		n.closeApp()
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("start node at %s: %w (another program holds a port: stop it or choose another --base-port)", home, err)
+		}
 		return nil, fmt.Errorf("start node at %s: %w", home, err)
 	}
 	return n, nil

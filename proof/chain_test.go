@@ -51,27 +51,41 @@ func newChainFixture(t *testing.T) *chainFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Three pushes with consecutive nonces, broadcast together so they
-	// share a block.
-	var raws [][]byte
-	for i := range 3 {
-		n := uint64(i)
-		raw, err := net.Client.Build(ctx, alice.PrivateKey(), &chainpb.TxBody{Msg: &chainpb.TxBody_PushMessage{PushMessage: &chainpb.MsgPushMessage{Topic: "proof-test", Payload: []byte{byte('a' + i)}}}}, client.SendOptions{Nonce: &n})
-		if err != nil {
-			t.Fatal(err)
+	// Three pushes with consecutive nonces, broadcast together; retried
+	// until all three land in one block.
+	f := &chainFixture{net: net, alice: alice.PrivateKey()}
+	nonce := uint64(0)
+	for attempt := 0; f.height == 0; attempt++ {
+		if attempt == 5 {
+			t.Fatal("three broadcasts never shared a block")
 		}
-		raws = append(raws, raw)
-	}
-	for _, raw := range raws[:2] {
-		if _, err := net.Client.RPC().BroadcastTxSync(ctx, raw); err != nil {
-			t.Fatal(err)
+		var hashes [][]byte
+		for i := range 3 {
+			n := nonce
+			nonce++
+			raw, err := net.Client.Build(ctx, alice.PrivateKey(), &chainpb.TxBody{Msg: &chainpb.TxBody_PushMessage{PushMessage: &chainpb.MsgPushMessage{Topic: "proof-test", Payload: []byte{byte('a' + i)}}}}, client.SendOptions{Nonce: &n})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := net.Client.RPC().BroadcastTxSync(ctx, raw)
+			if err != nil || res.Code != 0 {
+				t.Fatalf("broadcast: %v %v", err, res)
+			}
+			hashes = append(hashes, res.Hash)
+		}
+		heights := map[int64]bool{}
+		var last int64
+		for _, h := range hashes {
+			r, err := net.Client.WaitTx(ctx, h, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			heights[r.Height], last = true, r.Height
+		}
+		if len(heights) == 1 {
+			f.height = last
 		}
 	}
-	res, err := net.Client.BroadcastAndWait(ctx, raws[2], 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &chainFixture{net: net, height: res.Height, alice: alice.PrivateKey()}
 	if err := net.WaitHeight(ctx, f.height+1); err != nil {
 		t.Fatal(err)
 	}

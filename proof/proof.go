@@ -47,9 +47,11 @@ func EventLogRoot(events [][]byte) []byte {
 }
 
 // VerifyEventLog checks that log is exactly block log.Height's worker event
-// log (no event added, removed, altered or moved) against header, which
-// must be the verified header at log.Height+1, and returns the decoded
-// events. It never modifies log.
+// log (no event added, removed, altered or moved) against header, and
+// returns the decoded events. header must be the light-client-verified
+// header of the block after the one the caller asked about, obtained by the
+// caller for that height (never derived from log): a log of any other block
+// is refused. It never modifies log.
 func VerifyEventLog(header *types.Header, log *chainpb.EventLog) ([]*chainpb.WorkerEvent, error) {
 	if header == nil || log == nil {
 		return nil, fmt.Errorf("%w: header and event log are both required", ErrMalformed)

@@ -58,8 +58,10 @@ func StateProofFromOps(height int64, key, value []byte, ops *cmtcrypto.ProofOps)
 	return &StateProof{Height: height, Key: key, Value: value, Proof: &cp, LogRoot: ops.Ops[1].Data}, nil
 }
 
-// VerifyState checks p against header, which must be the verified header at
-// p.Height+1: the value (or absence) of p.Key in the state after p.Height.
+// VerifyState checks p against header: the value (or absence) of p.Key in
+// the state after block header.Height-1. As with VerifyEventLog, header is
+// the verified header the caller fetched for the height it asked about
+// (never derived from p): a proof for any other block is refused.
 func VerifyState(header *types.Header, p *StateProof) (err error) {
 	if header == nil || p == nil || p.Proof == nil {
 		return fmt.Errorf("%w: header and proof are both required", ErrMalformed)

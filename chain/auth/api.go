@@ -5,6 +5,7 @@ package auth
 
 import (
 	"encoding/binary"
+	"fmt"
 
 	"github.com/phala-go/phala/chain/errs"
 	"github.com/phala-go/phala/crypto"
@@ -45,6 +46,24 @@ type Params struct {
 // DefaultParams are the parameters a new genesis gets.
 func DefaultParams() Params {
 	return Params{MaxTxBytes: 1 << 20, BaseFee: 1_000, FeePerByte: 10}
+}
+
+// Parameter bounds: wide enough for any sane network, narrow enough that
+// MinFee cannot overflow.
+const (
+	maxTxBytesLimit = 64 << 20
+	maxFeeParam     = 1 << 40
+)
+
+// Validate checks the parameters' ranges.
+func (p Params) Validate() error {
+	if p.MaxTxBytes < 1024 || p.MaxTxBytes > maxTxBytesLimit {
+		return fmt.Errorf("max_tx_bytes is %d; it must be between 1024 and %d", p.MaxTxBytes, maxTxBytesLimit)
+	}
+	if p.BaseFee < 0 || p.BaseFee > maxFeeParam || p.FeePerByte < 0 || p.FeePerByte > maxFeeParam {
+		return fmt.Errorf("base_fee %d and fee_per_byte %d must be between 0 and %d", p.BaseFee, p.FeePerByte, int64(maxFeeParam))
+	}
+	return nil
 }
 
 // MinFee is the least fee a transaction of txBytes bytes must pay.

@@ -1,12 +1,14 @@
 package auth
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/phala-go/phala/crypto"
 	"github.com/phala-go/phala/proto/chainpb"
@@ -42,6 +44,11 @@ type Tx struct {
 // Decode parses raw into a Tx and checks everything that needs no state and
 // no signature: size, field shapes, a known message, a sane fee and memo.
 func Decode(raw []byte, maxBytes int) (*Tx, error) {
+	return DecodeHashed(raw, sha256.Sum256(raw), maxBytes)
+}
+
+// DecodeHashed is Decode for a caller that already has SHA-256(raw).
+func DecodeHashed(raw []byte, hash [32]byte, maxBytes int) (*Tx, error) {
 	if len(raw) > maxBytes {
 		return nil, ErrTxTooLarge.Wrapf("%d bytes, limit is %d", len(raw), maxBytes)
 	}
@@ -52,8 +59,17 @@ func Decode(raw []byte, maxBytes int) (*Tx, error) {
 	if u := env.ProtoReflect().GetUnknown(); len(u) > 0 {
 		return nil, ErrMalformedTx.Wrapf("envelope has unknown field %d", firstFieldNum(u))
 	}
+	// The signature covers the body, not the envelope: only one encoding of
+	// the envelope is accepted, so nobody can relay a signed transaction
+	// under a different hash.
+	if canon, err := canonical.Marshal(&env); err != nil || !bytes.Equal(canon, raw) {
+		return nil, ErrMalformedTx.Wrapf("envelope is not canonically encoded (each field once, in field order, no empty field)")
+	}
 	if len(env.PubKey) != ed25519.PublicKeySize {
 		return nil, ErrBadPubKey.Wrapf("ed25519 public key must be %d bytes, got %d", ed25519.PublicKeySize, len(env.PubKey))
+	}
+	if crypto.IsSmallOrderKey(env.PubKey) {
+		return nil, ErrBadPubKey.Wrapf("%x is a small-order point: signatures for it can be made without a private key", env.PubKey)
 	}
 	if len(env.Signature) != ed25519.SignatureSize {
 		return nil, ErrBadSignature.Wrapf("signature must be %d bytes, got %d", ed25519.SignatureSize, len(env.Signature))
@@ -72,6 +88,12 @@ func Decode(raw []byte, maxBytes int) (*Tx, error) {
 	if body.Msg == nil {
 		return nil, ErrUnknownMsg.Wrapf("the transaction carries no message")
 	}
+	// The body's own unknown fields were refused above; look inside its
+	// message, the only message-typed field it has.
+	bm := body.ProtoReflect()
+	if path, n, ok := unknownField(bm.Get(bm.WhichOneof(msgOneof)).Message()); ok {
+		return nil, ErrMalformedTx.Wrapf("%s has unknown field %d", path, n)
+	}
 	if body.Fee < 0 {
 		return nil, ErrInvalidFee.Wrapf("fee must not be negative, got %d", body.Fee)
 	}
@@ -81,13 +103,33 @@ func Decode(raw []byte, maxBytes int) (*Tx, error) {
 	pub := ed25519.PublicKey(env.PubKey)
 	return &Tx{
 		Raw:       raw,
-		Hash:      sha256.Sum256(raw),
+		Hash:      hash,
 		BodyBytes: env.Body,
 		Body:      &body,
 		PubKey:    pub,
 		Signature: env.Signature,
 		Signer:    crypto.AddressFromPubKey(pub),
 	}, nil
+}
+
+var (
+	canonical = proto.MarshalOptions{Deterministic: true}
+	msgOneof  = (&chainpb.TxBody{}).ProtoReflect().Descriptor().Oneofs().ByName("msg")
+)
+
+// unknownField finds a field this build does not know anywhere inside m.
+func unknownField(m protoreflect.Message) (path string, n protowire.Number, found bool) {
+	if u := m.GetUnknown(); len(u) > 0 {
+		return string(m.Descriptor().Name()), firstFieldNum(u), true
+	}
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Message() == nil || fd.IsList() || fd.IsMap() {
+			return true
+		}
+		path, n, found = unknownField(v.Message())
+		return !found
+	})
+	return path, n, found
 }
 
 // firstFieldNum reports the field number of the first unknown field.
@@ -125,7 +167,7 @@ func MsgName(b *chainpb.TxBody) string {
 
 // Sign encodes and signs body with key, producing transaction bytes.
 func Sign(key ed25519.PrivateKey, body *chainpb.TxBody) ([]byte, error) {
-	bodyBytes, err := proto.MarshalOptions{Deterministic: true}.Marshal(body)
+	bodyBytes, err := canonical.Marshal(body)
 	if err != nil {
 		return nil, fmt.Errorf("encode transaction body: %w", err)
 	}
@@ -134,5 +176,5 @@ func Sign(key ed25519.PrivateKey, body *chainpb.TxBody) ([]byte, error) {
 		PubKey:    key.Public().(ed25519.PublicKey),
 		Signature: ed25519.Sign(key, SignBytes(body.ChainId, bodyBytes)),
 	}
-	return proto.MarshalOptions{Deterministic: true}.Marshal(env)
+	return canonical.Marshal(env)
 }

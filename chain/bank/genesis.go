@@ -107,6 +107,9 @@ func (g Genesis) Validate() error {
 			}
 			pools[c.Pool] = true
 		}
+		if a.Balance > TotalSupply || sums[a.Category] > TotalSupply-a.Balance {
+			return fmt.Errorf("genesis account %s (%s) holds %d uPHA: the %s category exceeds the total supply", a.Name, a.Address, a.Balance, a.Category)
+		}
 		sums[a.Category] += a.Balance
 	}
 	var total uint64

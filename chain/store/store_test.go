@@ -56,6 +56,40 @@ func TestOpenTreeRollsBackUnrecordedVersion(t *testing.T) {
 	}
 }
 
+// A crash in the first Commit leaves version 1 unrecorded: reopening at 0
+// yields an empty tree whose next version is 1 again.
+func TestOpenTreeRollsBackToEmpty(t *testing.T) {
+	dir := t.TempDir()
+	db, _ := OpenDB("state", dir)
+	tr, _ := OpenTree(db, 0, TreeConfig{})
+	tr.Set([]byte("k"), []byte("v"))
+	if _, v, err := tr.SaveVersion(); err != nil || v != 1 {
+		t.Fatal(v, err)
+	}
+	tr.Close()
+	db.Close()
+
+	tr2 := openTree(t, dir, 0)
+	if tr2.Version() != 0 {
+		t.Fatalf("version %d after rollback to empty", tr2.Version())
+	}
+	if v, _ := tr2.Get([]byte("k")); v != nil {
+		t.Fatalf("k = %q in an empty tree", v)
+	}
+	tr2.Set([]byte("k"), []byte("w"))
+	if _, v, err := tr2.SaveVersion(); err != nil || v != 1 {
+		t.Fatalf("next save: version %d, %v", v, err)
+	}
+}
+
+func TestOpenTreeRefusesTooLittleRetention(t *testing.T) {
+	db, _ := OpenDB("state", t.TempDir())
+	defer db.Close()
+	if _, err := OpenTree(db, 0, TreeConfig{KeepVersions: 1}); err == nil {
+		t.Fatal("accepted keep_versions 1")
+	}
+}
+
 func TestOpenTreeRefusesMissingVersions(t *testing.T) {
 	dir := t.TempDir()
 	db, _ := OpenDB("state", dir)

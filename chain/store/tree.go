@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	dbm "github.com/cometbft/cometbft-db"
 	"github.com/cosmos/iavl"
@@ -26,9 +27,11 @@ func (c TreeConfig) withDefaults() TreeConfig {
 }
 
 // Tree is the chain's versioned Merkle state. Version h holds the state after
-// block h. Only the consensus goroutine calls Set, Delete, WorkingHash and
-// SaveVersion; Snapshot trees may be read concurrently, but not while
-// SaveVersion runs (the caller serialises that, see chain.App).
+// block h. Only the consensus goroutine calls Get, Set, Delete, WorkingHash
+// and SaveVersion. Snapshots may be read concurrently with Get, but not with
+// Set, Delete, WorkingHash or SaveVersion: IAVL detaches children from saved
+// nodes it copies, and snapshots share those nodes. The caller excludes
+// readers during those calls (see chain.App).
 type Tree struct {
 	cfg  TreeConfig
 	tree *iavl.MutableTree
@@ -38,17 +41,37 @@ type Tree struct {
 // committed.
 var ErrVersionUnavailable = errors.New("state version unavailable")
 
+// newIAVL opens the IAVL tree in db. A version is written in one batch
+// (no flush threshold): IAVL writes its fast index before the tree nodes, so
+// a version flushed in parts could leave a damaged index behind a crash.
+func newIAVL(db dbm.DB, cfg TreeConfig) *iavl.MutableTree {
+	return iavl.NewMutableTree(iavlAdapter{db}, cfg.CacheSize, false, iavl.NewNopLogger(), iavl.FlushThresholdOption(math.MaxInt32))
+}
+
 // OpenTree loads the tree stored in db at exactly version (0: empty tree),
 // discarding any later version a crash left behind.
 func OpenTree(db dbm.DB, version int64, cfg TreeConfig) (*Tree, error) {
 	cfg = cfg.withDefaults()
-	t := iavl.NewMutableTree(iavlAdapter{db}, cfg.CacheSize, false, iavl.NewNopLogger())
+	if cfg.KeepVersions != 0 && cfg.KeepVersions < MinKeepVersions {
+		return nil, fmt.Errorf("keep_versions is %d; use 0 (keep all) or at least %d", cfg.KeepVersions, MinKeepVersions)
+	}
+	t := newIAVL(db, cfg)
 	latest, err := t.Load()
 	if err != nil {
 		return nil, fmt.Errorf("load state tree: %w", err)
 	}
 	switch {
 	case latest == version:
+	case version == 0:
+		// Block 1 was saved but not recorded. IAVL cannot roll back to an
+		// empty tree, so start it afresh; InitChain and block 1 run again.
+		if err := wipe(db); err != nil {
+			return nil, fmt.Errorf("discard unrecorded state version %d: %w", latest, err)
+		}
+		t = newIAVL(db, cfg)
+		if _, err := t.Load(); err != nil {
+			return nil, fmt.Errorf("load state tree: %w", err)
+		}
 	case latest > version:
 		// The tree was saved but the block's metadata was not: roll the tree
 		// back so CometBFT replays that block.
@@ -59,6 +82,33 @@ func OpenTree(db dbm.DB, version int64, cfg TreeConfig) (*Tree, error) {
 		return nil, fmt.Errorf("state tree is at version %d but the app metadata says %d: the data directory is damaged; restore it or resync the node", latest, version)
 	}
 	return &Tree{cfg: cfg, tree: t}, nil
+}
+
+// MinKeepVersions is the least retention that still lets a node roll back
+// the version a crash in Commit left unrecorded.
+const MinKeepVersions = 2
+
+// wipe deletes every key of db.
+func wipe(db dbm.DB) error {
+	it, err := db.Iterator(nil, nil)
+	if err != nil {
+		return err
+	}
+	var keys [][]byte
+	for ; it.Valid(); it.Next() {
+		keys = append(keys, append([]byte(nil), it.Key()...))
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return err
+	}
+	b := db.NewBatch()
+	defer b.Close()
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return b.WriteSync()
 }
 
 // Get reads the working (uncommitted) state.

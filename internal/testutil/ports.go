@@ -10,11 +10,13 @@ import (
 
 // FreePorts returns a base port such that base..base+n-1 are free on
 // 127.0.0.1 right now. Tests in different packages run in parallel, so the
-// base is random; a collision after the check is possible but unlikely.
+// base is random; a collision after the check is possible but unlikely. The
+// range stays below Linux's ephemeral ports (32768 and up), which outgoing
+// connections take.
 func FreePorts(t testing.TB, n int) int {
 	t.Helper()
 	for range 200 {
-		base := 20000 + rand.IntN(40000)
+		base := 10000 + rand.IntN(32000-10000-n)
 		ok := true
 		var ls []net.Listener
 		for p := base; p < base+n; p++ {
