@@ -4,10 +4,12 @@
 // app hash (see package proof).
 //
 // Threading: CometBFT serialises the consensus calls (InitChain,
-// FinalizeBlock, Commit). CheckTx and Query arrive concurrently on their own
-// goroutines (the node uses proxy.NewConsensusSyncLocalClientCreator); they
-// read only committed snapshots and the check state, which Commit replaces
-// under a write lock.
+// PrepareProposal, ProcessProposal, FinalizeBlock, Commit). CheckTx and
+// Query arrive concurrently on their own goroutines (the node uses
+// proxy.NewConsensusSyncLocalClientCreator); they read committed snapshots
+// and the check state under mu's read lock. The consensus side takes the
+// write lock only to change the tree (a block's writes, its hash, saving the
+// version) and to swap snapshots at Commit.
 package chain
 
 import (
