@@ -49,9 +49,6 @@ func New(addr string) (*Client, error) {
 	return &Client{rpc: c}, nil
 }
 
-// FromRPC wraps any CometBFT RPC client, such as an in-process local client.
-func FromRPC(c rpcclient.Client) *Client { return &Client{rpc: c} }
-
 // RPC exposes the underlying CometBFT client.
 func (c *Client) RPC() rpcclient.Client { return c.rpc }
 

@@ -67,14 +67,6 @@ func ABCI(err error) (codespace string, code uint32, log string) {
 	return "internal", CodeInternal, err.Error()
 }
 
-// Lookup finds a registered error, for clients that received a code.
-func Lookup(codespace string, code uint32) (*Error, bool) {
-	mu.Lock()
-	defer mu.Unlock()
-	e, ok := registry[codespace][code]
-	return e, ok
-}
-
 // All returns every registered error, ordered by codespace and code.
 func All() []*Error {
 	mu.Lock()

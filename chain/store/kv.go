@@ -51,9 +51,6 @@ func (c *Cache) Delete(key []byte) error {
 	return nil
 }
 
-// Len reports how many keys the cache holds writes for.
-func (c *Cache) Len() int { return len(c.writes) }
-
 // Write applies the buffered writes to dst in ascending key order (into
 // another Cache, order is irrelevant and skipped). The cache keeps them, so
 // it can still serve reads.

@@ -168,9 +168,6 @@ type Snapshot struct{ it *iavl.ImmutableTree }
 // Get reads key at this version.
 func (s *Snapshot) Get(key []byte) ([]byte, error) { return s.it.Get(key) }
 
-// Version is the snapshot's version (block height).
-func (s *Snapshot) Version() int64 { return s.it.Version() }
-
 // Hash is the snapshot's root hash.
 func (s *Snapshot) Hash() []byte { return s.it.Hash() }
 
