@@ -190,20 +190,19 @@ func runKVStore(ctx context.Context, c Config) (Result, error) {
 	for i := range txs {
 		txs[i] = fmt.Appendf(nil, "bench-key-%08d=value-%08d", i, i)
 	}
-	// Each feeder takes a contiguous slice; kvstore has no ordering rule.
-	batches := split(txs, c.Feeders)
-	res, err := measure(ctx, n, "kvstore", batches)
-	return res, err
+	// Round-robin over the feeders; kvstore has no ordering rule.
+	return measure(ctx, n, "kvstore", split(txs, c.Feeders))
 }
 
 func runPhala(ctx context.Context, c Config) (Result, error) {
 	var grants []bank.Grant
 	keys := make([]ed25519.PrivateKey, c.Senders)
+	addrs := make([]crypto.Address, c.Senders)
 	for i := range keys {
 		keys[i] = benchKey(i)
+		addrs[i] = crypto.AddressFromPubKey(keys[i].Public().(ed25519.PublicKey))
 		grants = append(grants, bank.Grant{
-			Name: fmt.Sprintf("sender%d", i), Category: "incentives",
-			Address: crypto.AddressFromPubKey(keys[i].Public().(ed25519.PublicKey)), Amount: 10_000 * bank.UnitsPerPHA,
+			Name: fmt.Sprintf("sender%d", i), Category: "incentives", Address: addrs[i], Amount: 10_000 * bank.UnitsPerPHA,
 		})
 	}
 	g, err := chain.DefaultGenesis(grants...)
@@ -222,20 +221,18 @@ func runPhala(ctx context.Context, c Config) (Result, error) {
 	perSender := (c.Txs + c.Senders - 1) / c.Senders
 	var wg sync.WaitGroup
 	total := 0
-	counts := make([]int, len(keys))
 	for s := range keys {
 		cnt := min(perSender, c.Txs-total)
 		if cnt <= 0 {
 			break
 		}
 		total += cnt
-		counts[s] = cnt
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			signed := make([][]byte, cnt)
 			for n := range cnt {
-				to := crypto.AddressFromPubKey(benchKey((s + n + 1) % c.Senders).Public().(ed25519.PublicKey))
+				to := addrs[(s+n+1)%c.Senders]
 				raw, err := auth.Sign(keys[s], &chainpb.TxBody{ChainId: chainID, Nonce: uint64(n), Fee: fee,
 					Msg: &chainpb.TxBody_Transfer{Transfer: &chainpb.MsgTransfer{To: to[:], Amount: 1 + int64(n)}}})
 				if err != nil {
@@ -277,9 +274,9 @@ func runPhala(ctx context.Context, c Config) (Result, error) {
 		return res, err
 	}
 	// Every transfer must have succeeded, not merely been included.
-	for s, k := range keys {
-		want := uint64(counts[s])
-		got, err := accountNonce(ctx, n, crypto.AddressFromPubKey(k.Public().(ed25519.PublicKey)))
+	for s, a := range addrs {
+		want := uint64(len(runs[s]))
+		got, err := accountNonce(ctx, n, a)
 		if err != nil {
 			return res, err
 		}

@@ -376,8 +376,8 @@ func TestRefusedTransactionsAreNotCached(t *testing.T) {
 	}
 	good := h.sign("alice", transfer("bob", 5), 0)
 	h.checkTx(good)
-	if c := h.app.txs.get(sha256.Sum256(good)); c == nil || c.Raw != nil {
-		t.Fatal("an admitted transaction should be cached, without its raw bytes")
+	if h.app.txs.get(sha256.Sum256(good)) == nil {
+		t.Fatal("an admitted transaction should be cached")
 	}
 }
 

@@ -28,8 +28,8 @@ func validateStateless(tx *auth.Tx, p auth.Params) error {
 	default:
 		return auth.ErrUnknownMsg.Wrapf("%T", m)
 	}
-	if min := p.MinFee(len(tx.Raw)); tx.Body.Fee < min {
-		return auth.ErrFeeTooLow.Wrapf("fee is %d %s, this %d-byte transaction needs at least %d", tx.Body.Fee, bank.BaseDenom, len(tx.Raw), min)
+	if min := p.MinFee(tx.Size); tx.Body.Fee < min {
+		return auth.ErrFeeTooLow.Wrapf("fee is %d %s, this %d-byte transaction needs at least %d", tx.Body.Fee, bank.BaseDenom, tx.Size, min)
 	}
 	return nil
 }

@@ -42,7 +42,8 @@ var (
 	ErrHeightUnavailable = errs.Register(QueryCodespace, 4, "height unavailable")
 )
 
-// Query answers reads of committed state. It never waits for block execution.
+// Query answers reads of committed state. It waits only while the tree is
+// being changed (docs/chain.md), never for transaction execution.
 func (a *App) Query(_ context.Context, req *abci.QueryRequest) (*abci.QueryResponse, error) {
 	resp, err := a.query(req)
 	if err != nil {

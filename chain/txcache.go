@@ -34,10 +34,7 @@ func (c *txCache) get(h [32]byte) *auth.Tx {
 	return c.old[h]
 }
 
-// add caches tx, dropping its raw bytes (the mempool and block hold
-// those; nothing reads Raw after decoding). tx must not be shared yet.
 func (c *txCache) add(tx *auth.Tx) {
-	tx.Raw = nil
 	size := len(tx.BodyBytes) + 256
 	c.mu.Lock()
 	defer c.mu.Unlock()

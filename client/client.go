@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	abci "github.com/cometbft/cometbft/abci/types"
 	"github.com/cometbft/cometbft/mempool"
 	rpcclient "github.com/cometbft/cometbft/rpc/client"
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
@@ -101,12 +102,12 @@ func (c *Client) Params(ctx context.Context) (auth.Params, error) {
 	if c.params != nil {
 		return *c.params, nil
 	}
-	v, _, err := c.query(ctx, chain.QueryParams, nil, 0)
+	r, err := c.query(ctx, chain.QueryParams, nil, 0, false)
 	if err != nil {
 		return auth.Params{}, err
 	}
 	var p auth.Params
-	if err := json.Unmarshal(v, &p); err != nil {
+	if err := json.Unmarshal(r.Value, &p); err != nil {
 		return p, fmt.Errorf("decode parameters: %w", err)
 	}
 	c.params = &p
@@ -114,26 +115,26 @@ func (c *Client) Params(ctx context.Context) (auth.Params, error) {
 }
 
 // query runs an ABCI query and turns a refusal into an error.
-func (c *Client) query(ctx context.Context, path string, data []byte, height int64) ([]byte, int64, error) {
-	res, err := c.rpc.ABCIQueryWithOptions(ctx, path, data, rpcclient.ABCIQueryOptions{Height: height})
+func (c *Client) query(ctx context.Context, path string, data []byte, height int64, prove bool) (*abci.QueryResponse, error) {
+	res, err := c.rpc.ABCIQueryWithOptions(ctx, path, data, rpcclient.ABCIQueryOptions{Height: height, Prove: prove})
 	if err != nil {
-		return nil, 0, unreachable(err)
+		return nil, unreachable(err)
 	}
 	r := res.Response
 	if r.Code != 0 {
-		return nil, 0, fmt.Errorf("query %s refused (%s/%d): %s", path, r.Codespace, r.Code, r.Log)
+		return nil, fmt.Errorf("query %s refused (%s/%d): %s", path, r.Codespace, r.Code, r.Log)
 	}
-	return r.Value, r.Height, nil
+	return &r, nil
 }
 
 // Account reads an account's balance and next nonce at the latest block.
 func (c *Client) Account(ctx context.Context, addr crypto.Address) (*chainpb.Account, error) {
-	v, _, err := c.query(ctx, chain.QueryAccount, addr.Bytes(), 0)
+	r, err := c.query(ctx, chain.QueryAccount, addr.Bytes(), 0, false)
 	if err != nil {
 		return nil, err
 	}
 	var a chainpb.Account
-	if err := proto.Unmarshal(v, &a); err != nil {
+	if err := proto.Unmarshal(r.Value, &a); err != nil {
 		return nil, fmt.Errorf("decode account: %w", err)
 	}
 	return &a, nil
@@ -142,12 +143,12 @@ func (c *Client) Account(ctx context.Context, addr crypto.Address) (*chainpb.Acc
 // EventLog fetches block height's worker event log. It is unverified; check
 // it with proof.VerifyEventLog against the header at height+1.
 func (c *Client) EventLog(ctx context.Context, height int64) (*chainpb.EventLog, error) {
-	v, _, err := c.query(ctx, chain.QueryEventLog, nil, height)
+	r, err := c.query(ctx, chain.QueryEventLog, nil, height, false)
 	if err != nil {
 		return nil, err
 	}
 	var l chainpb.EventLog
-	if err := proto.Unmarshal(v, &l); err != nil {
+	if err := proto.Unmarshal(r.Value, &l); err != nil {
 		return nil, fmt.Errorf("decode event log: %w", err)
 	}
 	if l.Height != height {
@@ -159,13 +160,9 @@ func (c *Client) EventLog(ctx context.Context, height int64) (*chainpb.EventLog,
 // StateProof fetches key's value after block height with its proof. It is
 // unverified; check it with proof.VerifyState against the header at height+1.
 func (c *Client) StateProof(ctx context.Context, key []byte, height int64) (*proof.StateProof, error) {
-	res, err := c.rpc.ABCIQueryWithOptions(ctx, chain.QueryStore, key, rpcclient.ABCIQueryOptions{Height: height, Prove: true})
+	r, err := c.query(ctx, chain.QueryStore, key, height, true)
 	if err != nil {
-		return nil, unreachable(err)
-	}
-	r := res.Response
-	if r.Code != 0 {
-		return nil, fmt.Errorf("query %s refused (%s/%d): %s", chain.QueryStore, r.Codespace, r.Code, r.Log)
+		return nil, err
 	}
 	if height != 0 && r.Height != height {
 		return nil, fmt.Errorf("asked for state at block %d, the node answered for block %d", height, r.Height)

@@ -32,11 +32,9 @@ type Config struct {
 	BlockTime time.Duration
 	// ChainID of a new devnet. Default "phala-devnet".
 	ChainID string
-	// DevAccounts are funded at genesis from the developers and community
-	// share. Default alice and bob with 1,000,000 PHA each.
+	// DevAccounts and DevBalance of a new devnet: see Layout.
 	DevAccounts []string
-	// DevBalance is each dev account's genesis balance in uPHA.
-	DevBalance uint64
+	DevBalance  uint64
 	// Logger receives node logs. Default: HOME/node.log.
 	Logger *slog.Logger
 	// Comet, if set, adjusts the CometBFT config before start.
@@ -55,12 +53,6 @@ func (c *Config) defaults() error {
 	}
 	if c.ChainID == "" {
 		c.ChainID = "phala-devnet"
-	}
-	if c.DevAccounts == nil {
-		c.DevAccounts = []string{"alice", "bob"}
-	}
-	if c.DevBalance == 0 {
-		c.DevBalance = 1_000_000 * bank.UnitsPerPHA
 	}
 	return nil
 }
@@ -125,21 +117,70 @@ type Network struct {
 	logFile   *os.File
 }
 
-// DevGrants creates (or loads) the dev accounts in kr and returns their
-// genesis grants.
-func DevGrants(kr *keyring.Keyring, names []string, balance uint64) ([]bank.Grant, error) {
+// Layout is a network to lay out with Init. Zero fields take the defaults
+// noted.
+type Layout struct {
+	ChainID    string
+	Validators int
+	// BasePort is node 0's first port; node i starts at BasePort+10·i.
+	BasePort  int
+	BlockTime time.Duration
+	// DevAccounts are created in the keyring and funded at genesis from the
+	// developers and community share. Default alice and bob.
+	DevAccounts []string
+	// DevBalance is each dev account's genesis balance in uPHA. Default
+	// 1,000,000 PHA.
+	DevBalance uint64
+}
+
+// LayoutEndpoints lists the listeners a network laid out under home uses.
+func LayoutEndpoints(home, chainID string, validators, basePort int) Endpoints {
+	e := Endpoints{ChainID: chainID, Keyring: KeyringDir(home)}
+	for i := range validators {
+		ports := node.Ports{Base: basePort + i*node.PortStride}
+		e.Nodes = append(e.Nodes, NodeEndpoints(fmt.Sprintf("node%d", i), node.NodeHome(home, i), ports))
+	}
+	e.RPC = e.Nodes[0].RPC
+	return e
+}
+
+// Init lays out a new network under home: the keyring with funded dev
+// accounts, one home per validator (node.InitNetwork, which refuses to
+// overwrite), and endpoints.json.
+func Init(home string, l Layout) (Endpoints, error) {
+	if l.DevAccounts == nil {
+		l.DevAccounts = []string{"alice", "bob"}
+	}
+	if l.DevBalance == 0 {
+		l.DevBalance = 1_000_000 * bank.UnitsPerPHA
+	}
+	kr, err := keyring.Open(KeyringDir(home))
+	if err != nil {
+		return Endpoints{}, err
+	}
 	var grants []bank.Grant
-	for _, name := range names {
+	for _, name := range l.DevAccounts {
 		k, err := kr.Get(name)
 		if errors.Is(err, keyring.ErrNotFound) {
 			k, err = kr.Add(name)
 		}
 		if err != nil {
-			return nil, err
+			return Endpoints{}, err
 		}
-		grants = append(grants, bank.Grant{Name: name, Category: "developers_community", Address: k.Address, Amount: balance})
+		grants = append(grants, bank.Grant{Name: name, Category: "developers_community", Address: k.Address, Amount: l.DevBalance})
 	}
-	return grants, nil
+	g, err := chain.DefaultGenesis(grants...)
+	if err != nil {
+		return Endpoints{}, err
+	}
+	if _, err := node.InitNetwork(home, node.NetworkSpec{
+		ChainID: l.ChainID, Validators: l.Validators, BasePort: l.BasePort, BlockTime: l.BlockTime,
+		Genesis: g, App: node.DefaultAppConfig(),
+	}); err != nil {
+		return Endpoints{}, err
+	}
+	e := LayoutEndpoints(home, l.ChainID, l.Validators, l.BasePort)
+	return e, WriteEndpoints(home, e)
 }
 
 // Start creates the devnet under cfg.Home if it is new, or resumes it, and
@@ -151,27 +192,19 @@ func Start(ctx context.Context, c Config) (*Network, error) {
 	if err := os.MkdirAll(c.Home, 0o700); err != nil {
 		return nil, err
 	}
-	kr, err := keyring.Open(KeyringDir(c.Home))
-	if err != nil {
-		return nil, err
-	}
 	home := node.NodeHome(c.Home, 0)
 	ports := node.Ports{Base: c.BasePort}
 	if _, err := os.Stat(filepath.Join(home, "config", "genesis.json")); errors.Is(err, os.ErrNotExist) {
-		grants, err := DevGrants(kr, c.DevAccounts, c.DevBalance)
-		if err != nil {
-			return nil, err
-		}
-		g, err := chain.DefaultGenesis(grants...)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := node.InitNetwork(c.Home, node.NetworkSpec{
+		if _, err := Init(c.Home, Layout{
 			ChainID: c.ChainID, Validators: 1, BasePort: c.BasePort, BlockTime: c.BlockTime,
-			Genesis: g, App: node.DefaultAppConfig(),
+			DevAccounts: c.DevAccounts, DevBalance: c.DevBalance,
 		}); err != nil {
 			return nil, err
 		}
+	}
+	kr, err := keyring.Open(KeyringDir(c.Home))
+	if err != nil {
+		return nil, err
 	}
 	n := &Network{Config: c, Keyring: kr}
 	logger := c.Logger
@@ -192,13 +225,8 @@ func Start(ctx context.Context, c Config) (*Network, error) {
 		n.closeLog()
 		return nil, err
 	}
-	chainID := n.Node.Comet().GenesisDoc().ChainID
-	n.Endpoints = Endpoints{
-		ChainID: chainID,
-		RPC:     fmt.Sprintf("http://127.0.0.1:%d", ports.RPC()),
-		Nodes:   []NodeEndpoint{NodeEndpoints("node0", home, ports)},
-		Keyring: kr.Dir(),
-	}
+	// Ports follow --base-port on every start, so endpoints are rewritten.
+	n.Endpoints = LayoutEndpoints(c.Home, n.Node.Comet().GenesisDoc().ChainID, 1, c.BasePort)
 	if err := WriteEndpoints(c.Home, n.Endpoints); err != nil {
 		n.Stop()
 		return nil, err

@@ -21,19 +21,17 @@ const signDomain = "phala/tx/v1\x00"
 // SignBytes is what a transaction's signer signs: a domain tag, the
 // length-prefixed chain id, and the body bytes as transmitted.
 func SignBytes(chainID string, body []byte) []byte {
-	b := make([]byte, 0, len(signDomain)+binaryLen(chainID)+len(body))
+	b := make([]byte, 0, len(signDomain)+protowire.SizeBytes(len(chainID))+len(body))
 	b = append(b, signDomain...)
 	b = protowire.AppendString(b, chainID)
 	return append(b, body...)
 }
 
-func binaryLen(s string) int { return protowire.SizeBytes(len(s)) }
-
 // Tx is a decoded transaction. Decode checks its shape; Verify checks the
 // chain id and signature.
 type Tx struct {
-	Raw       []byte
-	Hash      [32]byte // SHA-256 of Raw, as CometBFT names transactions
+	Size      int      // bytes of the encoded transaction, for the fee floor
+	Hash      [32]byte // SHA-256 of the encoded transaction, as CometBFT names it
 	BodyBytes []byte
 	Body      *chainpb.TxBody
 	PubKey    ed25519.PublicKey
@@ -81,9 +79,8 @@ func DecodeHashed(raw []byte, hash [32]byte, maxBytes int) (*Tx, error) {
 	if u := body.ProtoReflect().GetUnknown(); len(u) > 0 {
 		if n := firstFieldNum(u); n >= 10 {
 			return nil, ErrUnknownMsg.Wrapf("message field %d is not known to this chain", n)
-		} else {
-			return nil, ErrMalformedTx.Wrapf("body has unknown field %d", n)
 		}
+		return nil, ErrMalformedTx.Wrapf("body has unknown field %d", firstFieldNum(u))
 	}
 	if body.Msg == nil {
 		return nil, ErrUnknownMsg.Wrapf("the transaction carries no message")
@@ -102,7 +99,7 @@ func DecodeHashed(raw []byte, hash [32]byte, maxBytes int) (*Tx, error) {
 	}
 	pub := ed25519.PublicKey(env.PubKey)
 	return &Tx{
-		Raw:       raw,
+		Size:      len(raw),
 		Hash:      hash,
 		BodyBytes: env.Body,
 		Body:      &body,
@@ -151,11 +148,8 @@ func (tx *Tx) Verify(chainID string) error {
 }
 
 // MsgName names the transaction's message for logs and events.
-func (tx *Tx) MsgName() string { return MsgName(tx.Body) }
-
-// MsgName names the message a body carries.
-func MsgName(b *chainpb.TxBody) string {
-	switch b.Msg.(type) {
+func (tx *Tx) MsgName() string {
+	switch tx.Body.Msg.(type) {
 	case *chainpb.TxBody_Transfer:
 		return "transfer"
 	case *chainpb.TxBody_PushMessage:

@@ -22,8 +22,7 @@ func OpenDB(name, dir string) (dbm.DB, error) {
 	return db, nil
 }
 
-// iavlAdapter lets IAVL use a cometbft-db database: IAVL's batches also
-// report their size so it can flush large commits in parts.
+// iavlAdapter lets IAVL use a cometbft-db database.
 type iavlAdapter struct{ dbm.DB }
 
 var _ iavldb.DB = iavlAdapter{}
@@ -36,26 +35,15 @@ func (a iavlAdapter) ReverseIterator(start, end []byte) (iavldb.Iterator, error)
 	return a.DB.ReverseIterator(start, end)
 }
 
-func (a iavlAdapter) NewBatch() iavldb.Batch { return &sizedBatch{Batch: a.DB.NewBatch()} }
+func (a iavlAdapter) NewBatch() iavldb.Batch { return iavlBatch{a.DB.NewBatch()} }
 
 func (a iavlAdapter) NewBatchWithSize(int) iavldb.Batch { return a.NewBatch() }
 
-type sizedBatch struct {
-	dbm.Batch
-	size int
-}
+// iavlBatch reports no size: IAVL reads sizes only to flush a version in
+// parts, which newIAVL turns off.
+type iavlBatch struct{ dbm.Batch }
 
-func (b *sizedBatch) Set(key, value []byte) error {
-	b.size += len(key) + len(value)
-	return b.Batch.Set(key, value)
-}
-
-func (b *sizedBatch) Delete(key []byte) error {
-	b.size += len(key)
-	return b.Batch.Delete(key)
-}
-
-func (b *sizedBatch) GetByteSize() (int, error) { return b.size, nil }
+func (iavlBatch) GetByteSize() (int, error) { return 0, nil }
 
 type quietPebble struct{}
 

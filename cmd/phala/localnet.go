@@ -12,10 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/phala-go/phala/chain"
-	"github.com/phala-go/phala/chain/bank"
 	"github.com/phala-go/phala/devnet"
-	"github.com/phala-go/phala/keyring"
 	"github.com/phala-go/phala/node"
 )
 
@@ -44,41 +41,18 @@ func localnetHome(cmd *cobra.Command, g *globals) string {
 
 // initLocalnet lays out the network unless it exists, and returns its endpoints.
 func initLocalnet(home string, f localnetFlags) (devnet.Endpoints, bool, error) {
-	e := devnet.Endpoints{ChainID: f.chainID, Keyring: devnet.KeyringDir(home)}
-	for i := range f.validators {
-		ports := node.Ports{Base: f.basePort + i*node.PortStride}
-		e.Nodes = append(e.Nodes, devnet.NodeEndpoints(fmt.Sprintf("node%d", i), node.NodeHome(home, i), ports))
-	}
-	e.RPC = e.Nodes[0].RPC
 	if _, err := os.Stat(filepath.Join(node.NodeHome(home, 0), "config", "genesis.json")); err == nil {
 		old, err := devnet.ReadEndpoints(home)
 		if err != nil {
-			return e, false, fmt.Errorf("%s holds a network but no readable endpoints.json: %w", home, err)
+			return old, false, fmt.Errorf("%s holds a network but no readable endpoints.json: %w", home, err)
 		}
 		if len(old.Nodes) != f.validators {
 			return old, false, fmt.Errorf("%s holds a %d-validator network; use --validators %d or another --home", home, len(old.Nodes), len(old.Nodes))
 		}
 		return old, false, nil
 	}
-	kr, err := keyring.Open(devnet.KeyringDir(home))
-	if err != nil {
-		return e, false, err
-	}
-	grants, err := devnet.DevGrants(kr, []string{"alice", "bob"}, 1_000_000*bank.UnitsPerPHA)
-	if err != nil {
-		return e, false, err
-	}
-	g, err := chain.DefaultGenesis(grants...)
-	if err != nil {
-		return e, false, err
-	}
-	if _, err := node.InitNetwork(home, node.NetworkSpec{
-		ChainID: f.chainID, Validators: f.validators, BasePort: f.basePort, BlockTime: f.blockTime,
-		Genesis: g, App: node.DefaultAppConfig(),
-	}); err != nil {
-		return e, false, err
-	}
-	return e, true, devnet.WriteEndpoints(home, e)
+	e, err := devnet.Init(home, devnet.Layout{ChainID: f.chainID, Validators: f.validators, BasePort: f.basePort, BlockTime: f.blockTime})
+	return e, err == nil, err
 }
 
 func printLocalnet(w io.Writer, home string, e devnet.Endpoints) {
