@@ -27,8 +27,13 @@ fuzz:
 	$(GO) test ./proof -run '^$$' -fuzz '^FuzzVerifyEventLog$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./proof -run '^$$' -fuzz '^FuzzVerifyState$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./crypto -run '^$$' -fuzz '^FuzzVerifyAgreesWithStdlib$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./tee/sim -run '^$$' -fuzz '^FuzzVerifyQuote$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./attest -run '^$$' -fuzz '^FuzzVerifyEvidence$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./attest -run '^$$' -fuzz '^FuzzServeReport$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./attest -run '^$$' -fuzz '^FuzzClientResponse$$' -fuzztime $(FUZZTIME)
 
 # Regenerate protobuf code (committed; CI does not need protoc).
 # Needs: apt-get install protobuf-compiler; go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.5
 proto:
 	protoc -I proto --go_out=. --go_opt=module=github.com/phala-go/phala proto/phala/chain/v1/*.proto
+	protoc -I proto --go_out=. --go_opt=module=github.com/phala-go/phala proto/phala/tee/v1/*.proto

@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"time"
 
 	dbm "github.com/cometbft/cometbft-db"
 	abci "github.com/cometbft/cometbft/abci/types"
@@ -31,7 +32,9 @@ import (
 	"github.com/phala-go/phala/chain/auth"
 	"github.com/phala-go/phala/chain/bank"
 	"github.com/phala-go/phala/chain/errs"
+	"github.com/phala-go/phala/chain/gatekeeper"
 	"github.com/phala-go/phala/chain/mq"
+	"github.com/phala-go/phala/chain/registry"
 	"github.com/phala-go/phala/chain/store"
 	"github.com/phala-go/phala/proof"
 	"github.com/phala-go/phala/proto/chainpb"
@@ -76,6 +79,7 @@ type App struct {
 	params   auth.Params
 	height   int64
 	appHash  []byte
+	blkTime  time.Time    // the last committed block's time (genesis time before block 1)
 	view     store.Reader // committed state CheckTx and Query read: a snapshot, or the genesis state before block 1 commits
 	snapshot *store.Snapshot
 	checkMu  sync.Mutex // serialises CheckTx's use of check, checkTx, checkLog and admitted
@@ -91,6 +95,7 @@ type App struct {
 
 type pendingBlock struct {
 	height    int64
+	time      time.Time
 	log       *mq.Log
 	stateRoot []byte
 	logRoot   []byte
@@ -101,6 +106,8 @@ type appMeta struct {
 	Height  int64  `json:"height"`
 	AppHash []byte `json:"app_hash"`
 	ChainID string `json:"chain_id"`
+	// BlockTime is the committed block's time (CheckTx checks against it).
+	BlockTime time.Time `json:"block_time"`
 }
 
 var metaKey = []byte("meta")
@@ -157,7 +164,7 @@ func (a *App) load(tcfg store.TreeConfig) error {
 	if err != nil {
 		return err
 	}
-	a.chainID, a.height, a.appHash = m.ChainID, m.Height, m.AppHash
+	a.chainID, a.height, a.appHash, a.blkTime = m.ChainID, m.Height, m.AppHash, m.BlockTime
 	if m.Height == 0 {
 		return nil // InitChain comes next
 	}
@@ -231,7 +238,7 @@ func (a *App) Info(context.Context, *abci.InfoRequest) (*abci.InfoResponse, erro
 	defer a.mu.RUnlock()
 	info := map[string]string{"phase": ""}
 	if a.view != nil {
-		p, err := loadPhase(a.view)
+		p, err := gatekeeper.LoadPhase(a.view)
 		if err != nil {
 			return nil, err
 		}
@@ -258,14 +265,14 @@ func (a *App) InitChain(_ context.Context, req *abci.InitChainRequest) (*abci.In
 		return nil, err
 	}
 	gen := store.NewCache(emptyReader{})
-	if err := initGenesis(gen, g); err != nil {
+	if err := initGenesis(gen, g, GenesisHash(req), req.Time); err != nil {
 		return nil, fmt.Errorf("apply genesis: %w", err)
 	}
 	if err := gen.Write(a.tree); err != nil {
 		return nil, err
 	}
 	a.mu.Lock()
-	a.chainID, a.params, a.view = req.ChainId, g.Auth, gen
+	a.chainID, a.params, a.view, a.blkTime = req.ChainId, g.Auth, gen, req.Time
 	a.resetCheck(gen)
 	a.mu.Unlock()
 	appHash := proof.AppHash(a.tree.WorkingHash(), proof.EventLogRoot(nil))
@@ -290,7 +297,7 @@ func (a *App) decode(raw []byte, p auth.Params, chainID string) (tx *auth.Tx, ca
 	if err != nil {
 		return nil, false, err
 	}
-	if err := validateStateless(tx, p); err != nil {
+	if err := validateStateless(tx, p, chainID); err != nil {
 		return nil, false, err
 	}
 	if err := tx.Verify(chainID); err != nil {
@@ -305,6 +312,8 @@ func (a *App) CheckTx(_ context.Context, req *abci.CheckTxRequest) (*abci.CheckT
 	a.mu.RLock()
 	params, chainID, ready := a.params, a.chainID, a.check != nil
 	a.mu.RUnlock()
+	// CheckTx judges a transaction as if it ran in the next block at the
+	// last block's time.
 	if !ready {
 		return checkResp(errors.New("the chain has not loaded its genesis yet; retry in a moment")), nil
 	}
@@ -331,7 +340,7 @@ func (a *App) CheckTx(_ context.Context, req *abci.CheckTxRequest) (*abci.CheckT
 	if err := ante(c, tx); err != nil {
 		return checkResp(err), nil
 	}
-	if err := execMsg(c, a.checkLog, tx); err != nil {
+	if _, err := execMsg(execEnv{kv: c, log: a.checkLog, block: registry.Block{Height: a.height + 1, Time: a.blkTime}}, tx); err != nil {
 		return checkResp(err), nil
 	}
 	if err := c.Write(a.check); err != nil {
@@ -389,6 +398,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (
 	// transactions costs one tree update.
 	blk := store.NewCache(a.tree)
 	c := store.NewCache(blk) // one transaction's message writes
+	blkCtx := registry.Block{Height: req.Height, Time: req.Time}
 	var fees uint64
 	for i, tx := range txs {
 		if decodeErrs[i] != nil {
@@ -407,7 +417,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (
 		signer := a.names.name(tx.Signer)
 		mark := log.Len()
 		c.Reset()
-		err := execMsg(c, log, tx)
+		note, err := execMsg(execEnv{kv: c, log: log, block: blkCtx}, tx)
 		if err == nil {
 			err = c.Write(blk)
 		}
@@ -419,12 +429,15 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (
 			results[i] = execResult(err, []abci.Event{txEvent(tx, signer)})
 			continue
 		}
-		results[i] = execResult(nil, append([]abci.Event{txEvent(tx, signer)}, msgEvents(tx, signer, &a.names, mark)...))
+		results[i] = execResult(nil, append([]abci.Event{txEvent(tx, signer)}, msgEvents(tx, signer, &a.names, mark, note)...))
 	}
 	if fees > 0 {
 		if err := bank.Credit(blk, bank.FeePool, fees); err != nil {
 			return nil, fmt.Errorf("collect fees of block %d: %w", req.Height, err)
 		}
+	}
+	if err := endBlock(execEnv{kv: blk, log: log, block: blkCtx}); err != nil {
+		return nil, fmt.Errorf("end block %d: %w", req.Height, err)
 	}
 	// Updating the tree detaches children from nodes that committed
 	// snapshots share: readers wait for this short step only.
@@ -435,7 +448,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (
 	if err != nil {
 		return nil, fmt.Errorf("apply block %d to the state tree: %w", req.Height, err)
 	}
-	b := &pendingBlock{height: req.Height, log: log, stateRoot: stateRoot, logRoot: proof.EventLogRoot(log.Events())}
+	b := &pendingBlock{height: req.Height, time: req.Time, log: log, stateRoot: stateRoot, logRoot: proof.EventLogRoot(log.Events())}
 	b.appHash = proof.AppHash(b.stateRoot, b.logRoot)
 	a.block = b
 	return &abci.FinalizeBlockResponse{TxResults: results, AppHash: b.appHash}, nil
@@ -476,7 +489,7 @@ func (a *App) Commit(context.Context, *abci.CommitRequest) (*abci.CommitResponse
 		err = fmt.Errorf("saved state version %d root %X, executed block %d root %X", version, root, b.height, b.stateRoot)
 	}
 	if err == nil {
-		a.height, a.appHash, a.block = b.height, b.appHash, nil
+		a.height, a.appHash, a.blkTime, a.block = b.height, b.appHash, b.time, nil
 		err = a.swapView()
 	}
 	chainID := a.chainID
@@ -485,7 +498,7 @@ func (a *App) Commit(context.Context, *abci.CommitRequest) (*abci.CommitResponse
 		return nil, err
 	}
 
-	meta, _ := json.Marshal(appMeta{Height: b.height, AppHash: b.appHash, ChainID: chainID})
+	meta, _ := json.Marshal(appMeta{Height: b.height, AppHash: b.appHash, ChainID: chainID, BlockTime: b.time})
 	if err := a.writeMeta(true, [2][]byte{metaKey, meta}); err != nil {
 		return nil, fmt.Errorf("persist commit record of block %d: %w", b.height, err)
 	}

@@ -1,32 +1,50 @@
 package chain
 
 import (
+	"encoding/hex"
+	"errors"
 	"strconv"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 
+	"github.com/phala-go/phala/attest"
 	"github.com/phala-go/phala/chain/auth"
 	"github.com/phala-go/phala/chain/bank"
+	"github.com/phala-go/phala/chain/gatekeeper"
 	"github.com/phala-go/phala/chain/mq"
+	"github.com/phala-go/phala/chain/registry"
+	"github.com/phala-go/phala/chain/staking"
 	"github.com/phala-go/phala/chain/store"
 	"github.com/phala-go/phala/crypto"
 	"github.com/phala-go/phala/proto/chainpb"
+	"github.com/phala-go/phala/tee"
 )
 
-// validateStateless runs every check that needs neither state nor the
-// signature: the message's own rules and the minimum fee.
-func validateStateless(tx *auth.Tx, p auth.Params) error {
+// validateStateless runs every check that needs no state: the message's
+// own rules (a relayed worker message's signature included) and the
+// minimum fee. The transaction's own signature is checked by the caller.
+func validateStateless(tx *auth.Tx, p auth.Params, chainID string) error {
+	var err error
 	switch m := tx.Body.Msg.(type) {
 	case *chainpb.TxBody_Transfer:
-		if err := bank.ValidateTransfer(m.Transfer); err != nil {
-			return err
-		}
+		err = bank.ValidateTransfer(m.Transfer)
 	case *chainpb.TxBody_PushMessage:
-		if err := mq.ValidatePush(m.PushMessage); err != nil {
-			return err
-		}
+		err = mq.ValidatePush(m.PushMessage)
+	case *chainpb.TxBody_RegisterWorker:
+		_, err = registry.ValidateRegister(m.RegisterWorker)
+	case *chainpb.TxBody_SetMeasurement:
+		err = registry.ValidateSetMeasurement(m.SetMeasurement)
+	case *chainpb.TxBody_SubmitMessage:
+		_, err = mq.ValidateSigned(chainID, m.SubmitMessage.Message)
+	case *chainpb.TxBody_Stake:
+		err = staking.ValidateStake(m.Stake)
+	case *chainpb.TxBody_Nominate:
+		err = staking.ValidateNominate(m.Nominate)
 	default:
-		return auth.ErrUnknownMsg.Wrapf("%T", m)
+		err = auth.ErrUnknownMsg.Wrapf("%T", m)
+	}
+	if err != nil {
+		return err
 	}
 	if min := p.MinFee(tx.Size); tx.Body.Fee < min {
 		return auth.ErrFeeTooLow.Wrapf("fee is %d %s, this %d-byte transaction needs at least %d", tx.Body.Fee, bank.BaseDenom, tx.Size, min)
@@ -59,23 +77,117 @@ func ante(kv store.KV, tx *auth.Tx) error {
 	return auth.SetNonce(kv, tx.Signer, next+1)
 }
 
+// execEnv is what a message executes against: the state, the block's
+// event log and the block's height and time (for CheckTx: the next height
+// and the last block's time).
+type execEnv struct {
+	kv    store.KV
+	log   *mq.Log
+	block registry.Block
+}
+
 // execMsg performs the transaction's message. On error the caller discards
-// kv's writes and log's new events.
-func execMsg(kv store.KV, log *mq.Log, tx *auth.Tx) error {
+// kv's writes and log's new events. note explains a delivered worker
+// message that had no effect.
+func execMsg(env execEnv, tx *auth.Tx) (note string, err error) {
+	kv, log := env.kv, env.log
 	switch m := tx.Body.Msg.(type) {
 	case *chainpb.TxBody_Transfer:
-		return bank.Transfer(kv, tx.Signer, m.Transfer)
+		return "", bank.Transfer(kv, tx.Signer, m.Transfer)
 	case *chainpb.TxBody_PushMessage:
-		return mq.Push(log, tx.Signer, m.PushMessage)
+		return "", mq.Push(log, tx.Signer, m.PushMessage)
+	case *chainpb.TxBody_RegisterWorker:
+		info, err := registry.ValidateRegister(m.RegisterWorker)
+		if err != nil {
+			return "", err
+		}
+		return "", registry.Register(kv, log, platformVerifier, tx.Signer, m.RegisterWorker, info, env.block)
+	case *chainpb.TxBody_SetMeasurement:
+		return "", registry.SetMeasurement(kv, tx.Signer, m.SetMeasurement)
+	case *chainpb.TxBody_SubmitMessage:
+		sm := m.SubmitMessage.Message
+		wm, err := mq.DecodeWorkerMessage(sm.Payload)
+		if err != nil {
+			return "", err
+		}
+		if _, err := registry.Active(kv, sm.Sender, env.block.Time); err != nil {
+			return "", err
+		}
+		if err := mq.Deliver(kv, log, sm); err != nil {
+			return "", err
+		}
+		return gatekeeper.HandleMessage(kv, log, sm.Sender, wm, launchHooks(env))
+	case *chainpb.TxBody_Stake:
+		if err := staking.Stake(kv, tx.Signer, m.Stake, workerOperator(env)); err != nil {
+			return "", err
+		}
+		return "", gatekeeper.ClearExclusion(kv, m.Stake.Worker)
+	case *chainpb.TxBody_Nominate:
+		return "", staking.Nominate(kv, tx.Signer, m.Nominate, workerOperator(env))
 	default:
-		return auth.ErrUnknownMsg.Wrapf("%T", m)
+		return "", auth.ErrUnknownMsg.Wrapf("%T", m)
+	}
+}
+
+// endBlock runs the modules' end-of-block work on the block's writes.
+func endBlock(env execEnv) error {
+	return gatekeeper.EndBlock(env.kv, env.log, env.block.Height, launchHooks(env))
+}
+
+// platformVerifier wires the TEE platforms into the registry.
+func platformVerifier(p registry.Params, platform string) (tee.Verifier, error) {
+	switch platform {
+	case "sim":
+		keys, err := p.ServiceKeys()
+		if err != nil {
+			return nil, err
+		}
+		return attest.Verifier{
+			ServiceKeys:  keys,
+			MaxAge:       secondsDuration(p.MaxReportAge),
+			MaxClockSkew: secondsDuration(p.MaxClockSkew),
+		}, nil
+	}
+	return nil, errors.New(`this chain verifies platform "sim" only`)
+}
+
+func workerOperator(env execEnv) staking.WorkerOperator {
+	return func(w []byte) ([]byte, error) {
+		wk, err := registry.Active(env.kv, w, env.block.Time)
+		if err != nil {
+			if isRejection(err) {
+				return nil, nil
+			}
+			return nil, err
+		}
+		if wk.Genesis {
+			return nil, nil
+		}
+		return wk.Operator, nil
+	}
+}
+
+func launchHooks(env execEnv) gatekeeper.Hooks {
+	return gatekeeper.Hooks{
+		Eligible: func(w []byte) (bool, error) {
+			op, err := workerOperator(env)(w)
+			return op != nil, err
+		},
+		HPKEKey: func(w []byte) ([]byte, error) {
+			wk, err := registry.Worker(env.kv, w)
+			if err != nil || wk == nil {
+				return nil, errors.Join(err, errors.New("elected worker has no record"))
+			}
+			return wk.HpkeKey, nil
+		},
+		Retire: func(w []byte) error { return registry.Retire(env.kv, env.log, w) },
 	}
 }
 
 // msgEvents are the ABCI events that index a successful message (for
 // CometBFT's tx_search). Only block execution builds them; CheckTx's result
 // is not indexed. logIndex is the message's first worker event, if any.
-func msgEvents(tx *auth.Tx, signer string, names *addressNames, logIndex int) []abci.Event {
+func msgEvents(tx *auth.Tx, signer string, names *addressNames, logIndex int, note string) []abci.Event {
 	switch m := tx.Body.Msg.(type) {
 	case *chainpb.TxBody_Transfer:
 		to, _ := crypto.AddressFromBytes(m.Transfer.To)
@@ -89,6 +201,23 @@ func msgEvents(tx *auth.Tx, signer string, names *addressNames, logIndex int) []
 			{Key: "sender", Value: signer, Index: true},
 			{Key: "topic", Value: m.PushMessage.Topic, Index: true},
 			{Key: "event_index", Value: strconv.Itoa(logIndex)},
+		}}}
+	case *chainpb.TxBody_SubmitMessage:
+		sm := m.SubmitMessage.Message
+		effect := "applied"
+		if note != "" {
+			effect = "ignored: " + note
+		}
+		return []abci.Event{{Type: "worker_message", Attributes: []abci.EventAttribute{
+			{Key: "sender", Value: hex.EncodeToString(sm.Sender), Index: true},
+			{Key: "sequence", Value: strconv.FormatUint(sm.Sequence, 10)},
+			{Key: "effect", Value: effect},
+		}}}
+	case *chainpb.TxBody_RegisterWorker:
+		info, _ := registry.DecodeWorkerInfo(m.RegisterWorker.Info)
+		return []abci.Event{{Type: "register_worker", Attributes: []abci.EventAttribute{
+			{Key: "worker", Value: hex.EncodeToString(info.GetSigningKey()), Index: true},
+			{Key: "operator", Value: signer, Index: true},
 		}}}
 	}
 	return nil

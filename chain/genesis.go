@@ -4,24 +4,43 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"time"
+
+	abci "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/phala-go/phala/chain/auth"
 	"github.com/phala-go/phala/chain/bank"
+	"github.com/phala-go/phala/chain/gatekeeper"
+	"github.com/phala-go/phala/chain/registry"
+	"github.com/phala-go/phala/chain/staking"
 	"github.com/phala-go/phala/chain/store"
+	"github.com/phala-go/phala/crypto"
+	"github.com/phala-go/phala/proof"
 )
 
 // Genesis is the application's part of CometBFT's genesis file
 // (genesis.json "app_state").
 type Genesis struct {
-	Auth auth.Params  `json:"auth"`
-	Bank bank.Genesis `json:"bank"`
+	Auth     auth.Params      `json:"auth"`
+	Bank     bank.Genesis     `json:"bank"`
+	Registry registry.Genesis `json:"registry"`
+	Staking  staking.Params   `json:"staking"`
+	// Gatekeeper configures the launch; without it (and a registry
+	// genesis_worker) the chain stays in pre-launch.
+	Gatekeeper *gatekeeper.Genesis `json:"gatekeeper,omitempty"`
 }
+
+// GovernanceAccount is the default governance: a module account nobody
+// can sign for, so the allowlist is fixed until a genesis names a real one.
+var GovernanceAccount = crypto.ModuleAddress("governance")
 
 // DefaultGenesis distributes the supply with the given grants and default
 // parameters.
 func DefaultGenesis(grants ...bank.Grant) (Genesis, error) {
 	b, err := bank.NewGenesis(grants...)
-	return Genesis{Auth: auth.DefaultParams(), Bank: b}, err
+	reg := registry.Genesis{Params: registry.DefaultParams()}
+	reg.Params.Governance = GovernanceAccount.String()
+	return Genesis{Auth: auth.DefaultParams(), Bank: b, Registry: reg, Staking: staking.DefaultParams()}, err
 }
 
 // ParseGenesis decodes and validates app_state. Unknown fields are refused,
@@ -41,19 +60,24 @@ func (g Genesis) Validate() error {
 	if err := g.Auth.Validate(); err != nil {
 		return fmt.Errorf("genesis auth: %w", err)
 	}
+	if err := g.Registry.Validate(); err != nil {
+		return fmt.Errorf("genesis registry: %w", err)
+	}
+	if err := g.Staking.Validate(); err != nil {
+		return fmt.Errorf("genesis staking: %w", err)
+	}
+	if g.Gatekeeper != nil {
+		if err := g.Gatekeeper.Validate(); err != nil {
+			return fmt.Errorf("genesis gatekeeper: %w", err)
+		}
+		if g.Registry.GenesisWorker == nil {
+			return fmt.Errorf("genesis gatekeeper: the launch needs registry.genesis_worker")
+		}
+	}
 	return g.Bank.Validate()
 }
 
-// Phase is where the network is in its life (paper section 4.4).
-type Phase string
-
-// PhasePreLaunch: after the genesis block and until the elected gatekeepers
-// hold the root key; confidential contracts are disabled.
-const PhasePreLaunch Phase = "pre-launch"
-
-var phaseKey = []byte("chain/phase")
-
-func initGenesis(kv store.KV, g Genesis) error {
+func initGenesis(kv store.KV, g Genesis, genesisHash []byte, genesisTime time.Time) error {
 	params, err := json.Marshal(g.Auth)
 	if err != nil {
 		return err
@@ -61,8 +85,19 @@ func initGenesis(kv store.KV, g Genesis) error {
 	if err := kv.Set(auth.ParamsKey, params); err != nil {
 		return err
 	}
-	if err := kv.Set(phaseKey, []byte(PhasePreLaunch)); err != nil {
+	if err := kv.Set(gatekeeper.PhaseKey, []byte(gatekeeper.PhasePreLaunch)); err != nil {
 		return err
+	}
+	if err := registry.InitGenesis(kv, g.Registry, genesisHash, genesisTime); err != nil {
+		return err
+	}
+	if err := staking.InitGenesis(kv, g.Staking); err != nil {
+		return err
+	}
+	if g.Gatekeeper != nil {
+		if err := gatekeeper.InitGenesis(kv, *g.Gatekeeper, g.Registry.GenesisWorker.SigningKey); err != nil {
+			return err
+		}
 	}
 	return bank.InitGenesis(kv, g.Bank)
 }
@@ -79,7 +114,14 @@ func loadParams(r store.Reader) (auth.Params, error) {
 	return p, json.Unmarshal(b, &p)
 }
 
-func loadPhase(r store.Reader) (Phase, error) {
-	b, err := r.Get(phaseKey)
-	return Phase(b), err
+// GenesisHash is the chain's genesis hash as InitChain sees it (see
+// proof.GenesisHash; a pRuntime computes the same from the genesis document).
+func GenesisHash(req *abci.InitChainRequest) []byte {
+	vals := make([]proof.GenesisValidator, len(req.Validators))
+	for i, v := range req.Validators {
+		vals[i] = proof.GenesisValidator{KeyType: v.PubKeyType, PubKey: v.PubKeyBytes, Power: v.Power}
+	}
+	return proof.GenesisHash(req.ChainId, req.InitialHeight, req.Time, vals, req.AppStateBytes)
 }
+
+func secondsDuration(s int64) time.Duration { return time.Duration(s) * time.Second }

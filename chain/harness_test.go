@@ -9,6 +9,7 @@ import (
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/phala-go/phala/chain/auth"
 	"github.com/phala-go/phala/chain/bank"
@@ -25,6 +26,8 @@ type harness struct {
 	app    *App
 	keys   map[string]ed25519.PrivateKey
 	height int64
+	last   time.Time
+	fee    int64 // per transaction; default 10,000 uPHA
 	gen    Genesis
 }
 
@@ -51,7 +54,7 @@ func testGenesis(t testing.TB) Genesis {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{t: t, dir: t.TempDir(), keys: map[string]ed25519.PrivateKey{}}
+	h := &harness{t: t, dir: t.TempDir(), keys: map[string]ed25519.PrivateKey{}, fee: 10_000}
 	for _, n := range []string{"alice", "bob", "carol"} {
 		h.keys[n] = testKey(n)
 	}
@@ -89,7 +92,7 @@ func (h *harness) reopen() {
 type txOpt func(*chainpb.TxBody)
 
 func (h *harness) body(msg any, nonce uint64, opts ...txOpt) *chainpb.TxBody {
-	b := &chainpb.TxBody{ChainId: testChainID, Nonce: nonce, Fee: 10_000}
+	b := &chainpb.TxBody{ChainId: testChainID, Nonce: nonce, Fee: h.fee}
 	switch m := msg.(type) {
 	case *chainpb.MsgTransfer:
 		b.Msg = &chainpb.TxBody_Transfer{Transfer: m}
@@ -97,7 +100,7 @@ func (h *harness) body(msg any, nonce uint64, opts ...txOpt) *chainpb.TxBody {
 		b.Msg = &chainpb.TxBody_PushMessage{PushMessage: m}
 	case nil:
 	default:
-		h.t.Fatalf("unknown msg %T", msg)
+		setMsg(h.t, b, msg.(proto.Message))
 	}
 	for _, o := range opts {
 		o(b)
@@ -128,11 +131,21 @@ func (h *harness) checkTx(raw []byte) *abci.CheckTxResponse {
 	return res
 }
 
-// block finalizes and commits a block of txs.
+// block finalizes and commits a block of txs, one second after the last.
 func (h *harness) block(txs ...[]byte) *abci.FinalizeBlockResponse {
 	h.t.Helper()
+	return h.blockAt(time.Time{}, txs...)
+}
+
+// blockAt is block with a given block time (zero: one second after the last).
+func (h *harness) blockAt(at time.Time, txs ...[]byte) *abci.FinalizeBlockResponse {
+	h.t.Helper()
 	h.height++
-	res, err := h.app.FinalizeBlock(context.Background(), &abci.FinalizeBlockRequest{Height: h.height, Txs: txs, Time: time.Unix(1_700_000_000+h.height, 0)})
+	if at.IsZero() {
+		at = time.Unix(1_700_000_000+h.height, 0)
+	}
+	h.last = at
+	res, err := h.app.FinalizeBlock(context.Background(), &abci.FinalizeBlockRequest{Height: h.height, Txs: txs, Time: at})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -154,4 +167,38 @@ func (h *harness) account(name string) *chainpb.Account {
 		h.t.Fatal(err)
 	}
 	return &acc
+}
+
+// setMsg puts m in body's msg oneof, whichever field has m's type.
+func setMsg(t testing.TB, body *chainpb.TxBody, m proto.Message) {
+	t.Helper()
+	fields := body.ProtoReflect().Descriptor().Oneofs().ByName("msg").Fields()
+	for i := range fields.Len() {
+		if fd := fields.Get(i); fd.Message().FullName() == m.ProtoReflect().Descriptor().FullName() {
+			body.ProtoReflect().Set(fd, protoreflect.ValueOfMessage(m.ProtoReflect()))
+			return
+		}
+	}
+	t.Fatalf("no TxBody field for %T", m)
+}
+
+// eventLog returns block height's worker events.
+func (h *harness) eventLog(height int64) []*chainpb.WorkerEvent {
+	h.t.Helper()
+	res, err := h.app.Query(context.Background(), &abci.QueryRequest{Path: QueryEventLog, Height: height})
+	if err != nil || res.Code != 0 {
+		h.t.Fatalf("query event log %d: %v %s", height, err, res.Log)
+	}
+	var log chainpb.EventLog
+	if err := proto.Unmarshal(res.Value, &log); err != nil {
+		h.t.Fatal(err)
+	}
+	evs := make([]*chainpb.WorkerEvent, len(log.Events))
+	for i, b := range log.Events {
+		evs[i] = &chainpb.WorkerEvent{}
+		if err := proto.Unmarshal(b, evs[i]); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	return evs
 }

@@ -2,9 +2,11 @@ package chain
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	"google.golang.org/protobuf/proto"
@@ -12,7 +14,9 @@ import (
 	"github.com/phala-go/phala/chain/auth"
 	"github.com/phala-go/phala/chain/bank"
 	"github.com/phala-go/phala/chain/errs"
+	"github.com/phala-go/phala/chain/gatekeeper"
 	"github.com/phala-go/phala/chain/mq"
+	"github.com/phala-go/phala/chain/registry"
 	"github.com/phala-go/phala/chain/store"
 	"github.com/phala-go/phala/crypto"
 	"github.com/phala-go/phala/proof"
@@ -30,6 +34,17 @@ const (
 	QueryAccount = "/auth/account"
 	// QueryParams: value = JSON of the transaction parameters.
 	QueryParams = "/auth/params"
+	// QueryWorker: data = identity key; value = chainpb.Worker.
+	QueryWorker = "/registry/worker"
+	// QueryWorkers: value = chainpb.WorkerList, every worker ever registered.
+	QueryWorkers = "/registry/workers"
+	// QueryLaunch: value = chainpb.LaunchState (empty if no launch is configured).
+	QueryLaunch = "/gatekeeper/launch"
+	// QuerySequence: data = worker identity key; value = its next message
+	// sequence, 8 bytes big endian.
+	QuerySequence = "/mq/sequence"
+	// QueryGenesisHash: value = the chain's genesis hash (32 bytes).
+	QueryGenesisHash = "/registry/genesis_hash"
 )
 
 // QueryCodespace holds the errors queries return.
@@ -105,8 +120,51 @@ func (a *App) query(req *abci.QueryRequest) (*abci.QueryResponse, error) {
 		}
 		v, _ := json.Marshal(p)
 		return &abci.QueryResponse{Value: v, Height: height}, nil
+	case QueryWorker, QueryWorkers, QueryLaunch, QuerySequence, QueryGenesisHash:
+		snap, err := a.snapshotAt(height)
+		if err != nil {
+			return nil, err
+		}
+		v, err := queryModule(snap, req.Path, req.Data)
+		if err != nil {
+			return nil, err
+		}
+		return &abci.QueryResponse{Key: req.Data, Value: v, Height: height}, nil
 	}
-	return nil, ErrUnknownQuery.Wrapf("%q; known paths: %s %s %s %s", req.Path, QueryStore, QueryEventLog, QueryAccount, QueryParams)
+	return nil, ErrUnknownQuery.Wrapf("%q; known paths: %s", req.Path, strings.Join([]string{QueryStore, QueryEventLog, QueryAccount, QueryParams, QueryWorker, QueryWorkers, QueryLaunch, QuerySequence, QueryGenesisHash}, " "))
+}
+
+// queryModule answers the module queries from a committed snapshot.
+func queryModule(r store.Reader, path string, data []byte) ([]byte, error) {
+	switch path {
+	case QueryWorker:
+		w, err := registry.Worker(r, data)
+		if err != nil {
+			return nil, err
+		}
+		if w == nil {
+			return nil, registry.ErrUnknownWorker.Wrapf("no worker has identity key %X", data)
+		}
+		return proto.Marshal(w)
+	case QueryWorkers:
+		ws, err := registry.Workers(r)
+		if err != nil {
+			return nil, err
+		}
+		return proto.Marshal(&chainpb.WorkerList{Workers: ws})
+	case QueryLaunch:
+		st, err := gatekeeper.Launch(r)
+		if err != nil || st == nil {
+			return nil, err
+		}
+		return proto.Marshal(st)
+	case QuerySequence:
+		n, err := mq.NextSequence(r, data)
+		return binary.BigEndian.AppendUint64(nil, n), err
+	case QueryGenesisHash:
+		return registry.GenesisHash(r)
+	}
+	return nil, ErrUnknownQuery.Wrapf("%q", path)
 }
 
 func (a *App) snapshotAt(height int64) (*store.Snapshot, error) {

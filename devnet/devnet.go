@@ -16,6 +16,7 @@ import (
 
 	"github.com/phala-go/phala/chain"
 	"github.com/phala-go/phala/chain/bank"
+	"github.com/phala-go/phala/chain/gatekeeper"
 	"github.com/phala-go/phala/client"
 	"github.com/phala-go/phala/keyring"
 	"github.com/phala-go/phala/node"
@@ -39,6 +40,13 @@ type Config struct {
 	Logger *slog.Logger
 	// Comet, if set, adjusts the CometBFT config before start.
 	Comet func(*cfg.Config)
+	// Workers of a new devnet; nil runs the chain alone (no launch). Use
+	// DefaultWorkers for the attestation service, genesis node, three
+	// gatekeepers and two miners that go through the launch by themselves.
+	Workers []WorkerSpec
+	// Launch tunes the launch of a new devnet with workers. Default:
+	// three gatekeepers elected from block 5, 30 blocks to confirm.
+	Launch gatekeeper.Params
 }
 
 func (c *Config) defaults() error {
@@ -54,6 +62,9 @@ func (c *Config) defaults() error {
 	if c.ChainID == "" {
 		c.ChainID = "phala-devnet"
 	}
+	if c.Launch == (gatekeeper.Params{}) {
+		c.Launch = gatekeeper.Params{NGatekeepers: 3, ElectionHeight: 5, HandoverBlocks: 30}
+	}
 	return nil
 }
 
@@ -63,6 +74,16 @@ type Endpoints struct {
 	RPC     string         `json:"rpc"`
 	Nodes   []NodeEndpoint `json:"nodes"`
 	Keyring string         `json:"keyring"`
+	// Attest is the attestation service's URL, if the network runs one.
+	Attest  string           `json:"attest,omitempty"`
+	Workers []WorkerEndpoint `json:"workers,omitempty"`
+}
+
+// WorkerEndpoint is one worker's pRuntime API.
+type WorkerEndpoint struct {
+	Name     string `json:"name"`
+	Role     string `json:"role"`
+	PRuntime string `json:"pruntime"`
 }
 
 // NodeEndpoint is one node's listeners.
@@ -114,7 +135,9 @@ type Network struct {
 	Keyring   *keyring.Keyring
 	Endpoints Endpoints
 	Client    *client.Client
-	logFile   *os.File
+	// Workers are the devnet's attestation service and workers, if any.
+	Workers *Workers
+	logFile *os.File
 }
 
 // Layout is a network to lay out with Init. Zero fields take the defaults
@@ -131,6 +154,10 @@ type Layout struct {
 	// DevBalance is each dev account's genesis balance in uPHA. Default
 	// 1,000,000 PHA.
 	DevBalance uint64
+	// Workers, if any, are laid out for the launch (see Config.Workers);
+	// each operator key is funded with OperatorBalance.
+	Workers []WorkerSpec
+	Launch  gatekeeper.Params
 }
 
 // LayoutEndpoints lists the listeners a network laid out under home uses.
@@ -169,9 +196,28 @@ func Init(home string, l Layout) (Endpoints, error) {
 		}
 		grants = append(grants, bank.Grant{Name: name, Category: "developers_community", Address: k.Address, Amount: l.DevBalance})
 	}
+	for _, w := range l.Workers {
+		k, err := kr.Get(w.Name)
+		if errors.Is(err, keyring.ErrNotFound) {
+			k, err = kr.Add(w.Name)
+		}
+		if err != nil {
+			return Endpoints{}, err
+		}
+		grants = append(grants, bank.Grant{Name: w.Name, Category: "developers_community", Address: k.Address, Amount: OperatorBalance})
+	}
 	g, err := chain.DefaultGenesis(grants...)
 	if err != nil {
 		return Endpoints{}, err
+	}
+	if len(l.Workers) > 0 {
+		gov, err := kr.Get(l.DevAccounts[0])
+		if err != nil {
+			return Endpoints{}, err
+		}
+		if err := layoutLaunch(home, l.Workers, &g, gov, l.Launch); err != nil {
+			return Endpoints{}, err
+		}
 	}
 	if _, err := node.InitNetwork(home, node.NetworkSpec{
 		ChainID: l.ChainID, Validators: l.Validators, BasePort: l.BasePort, BlockTime: l.BlockTime,
@@ -197,7 +243,7 @@ func Start(ctx context.Context, c Config) (*Network, error) {
 	if _, err := os.Stat(filepath.Join(home, "config", "genesis.json")); errors.Is(err, os.ErrNotExist) {
 		if _, err := Init(c.Home, Layout{
 			ChainID: c.ChainID, Validators: 1, BasePort: c.BasePort, BlockTime: c.BlockTime,
-			DevAccounts: c.DevAccounts, DevBalance: c.DevBalance,
+			DevAccounts: c.DevAccounts, DevBalance: c.DevBalance, Workers: c.Workers, Launch: c.Launch,
 		}); err != nil {
 			return nil, err
 		}
@@ -236,7 +282,48 @@ func Start(ctx context.Context, c Config) (*Network, error) {
 		n.Stop()
 		return nil, err
 	}
+	if specs, err := readWorkers(c.Home); err != nil {
+		n.Stop()
+		return nil, err
+	} else if len(specs) > 0 {
+		genesis, err := os.ReadFile(filepath.Join(home, "config", "genesis.json"))
+		if err != nil {
+			n.Stop()
+			return nil, err
+		}
+		n.Workers, err = startWorkers(ctx, c.Home, fmt.Sprintf("127.0.0.1:%d", AttestPort(c.BasePort)), n.Endpoints.RPC, genesis, kr, specs, logger)
+		if err != nil {
+			n.Stop()
+			return nil, err
+		}
+		n.Endpoints.Attest = n.Workers.Attest.URL()
+		for _, w := range specs {
+			n.Endpoints.Workers = append(n.Endpoints.Workers, WorkerEndpoint{Name: w.Name, Role: w.Role, PRuntime: "unix://" + PRuntimeSocket(c.Home, w.Name)})
+		}
+		if err := WriteEndpoints(c.Home, n.Endpoints); err != nil {
+			n.Stop()
+			return nil, err
+		}
+	}
 	return n, nil
+}
+
+// AttestPort is the devnet attestation service's port: after the node's.
+func AttestPort(basePort int) int { return basePort + 3 }
+
+func workersFile(home string) string { return filepath.Join(home, "workers", "workers.json") }
+
+// readWorkers lists the workers a devnet was laid out with.
+func readWorkers(home string) ([]WorkerSpec, error) {
+	b, err := os.ReadFile(workersFile(home))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var specs []WorkerSpec
+	return specs, json.Unmarshal(b, &specs)
 }
 
 // WaitHeight blocks until the application has committed height, or ctx ends.
@@ -251,8 +338,11 @@ func (n *Network) WaitHeight(ctx context.Context, height int64) error {
 	return nil
 }
 
-// Stop stops the node and closes its data.
+// Stop stops the workers and the node and closes its data.
 func (n *Network) Stop() error {
+	if n.Workers != nil {
+		n.Workers.Stop()
+	}
 	err := n.Node.Stop()
 	n.closeLog()
 	return err

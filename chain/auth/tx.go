@@ -148,15 +148,13 @@ func (tx *Tx) Verify(chainID string) error {
 }
 
 // MsgName names the transaction's message for logs and events.
+// It is the message's field name in TxBody (transfer, push_message, ...).
 func (tx *Tx) MsgName() string {
-	switch tx.Body.Msg.(type) {
-	case *chainpb.TxBody_Transfer:
-		return "transfer"
-	case *chainpb.TxBody_PushMessage:
-		return "push_message"
-	default:
-		return "unknown"
+	m := tx.Body.ProtoReflect()
+	if fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("msg")); fd != nil {
+		return string(fd.Name())
 	}
+	return "unknown"
 }
 
 // Sign encodes and signs body with key, producing transaction bytes.

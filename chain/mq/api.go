@@ -16,6 +16,11 @@ const Codespace = "mq"
 var (
 	ErrInvalidTopic    = errs.Register(Codespace, 2, "invalid topic")
 	ErrPayloadTooLarge = errs.Register(Codespace, 3, "payload too large")
+	ErrMalformedSigned = errs.Register(Codespace, 4, "malformed signed message")
+	ErrBadSignature    = errs.Register(Codespace, 5, "signed message signature verification failed")
+	ErrSequenceReused  = errs.Register(Codespace, 6, "message already delivered")
+	ErrSequenceSkipped = errs.Register(Codespace, 7, "message sequence skips ahead")
+	ErrBadPayload      = errs.Register(Codespace, 8, "unknown or malformed worker message")
 )
 
 const (

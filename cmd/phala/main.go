@@ -73,6 +73,7 @@ func newRoot() *cobra.Command {
 		txCmd(g),
 		queryCmd(g),
 		statusCmd(g),
+		attestdCmd(g),
 	)
 	return root
 }

@@ -1,0 +1,59 @@
+// Package gatekeeper runs the network launch (paper section 4.4): in the
+// pre-launch phase workers register and stake; gatekeepers are elected by
+// stake; the genesis worker seals the root key to each of them; when every
+// gatekeeper confirms it holds the key, the chain is launched and the
+// genesis worker retired. A round whose gatekeepers do not all confirm by
+// the deadline expires and a new election follows.
+package gatekeeper
+
+import (
+	"crypto/ed25519"
+	"fmt"
+)
+
+// Phase is where the network is in its life.
+type Phase string
+
+const (
+	// PhasePreLaunch: after the genesis block and until the elected
+	// gatekeepers hold the root key; confidential contracts are disabled.
+	PhasePreLaunch Phase = "pre-launch"
+	// PhaseLaunched: gatekeepers hold the root key; the genesis worker is retired.
+	PhaseLaunched Phase = "launched"
+)
+
+// Params are the launch's chain parameters.
+type Params struct {
+	// NGatekeepers is how many gatekeepers the election seats.
+	NGatekeepers int `json:"n_gatekeepers"`
+	// ElectionHeight is the first block at which pre-launch may end with an
+	// election (it is retried each block until enough candidates stand).
+	ElectionHeight int64 `json:"election_height"`
+	// HandoverBlocks is how long elected gatekeepers have, in blocks, to
+	// receive the root key and confirm.
+	HandoverBlocks int64 `json:"handover_blocks"`
+}
+
+// DefaultParams: three gatekeepers, elected from block 20, with 50 blocks
+// to confirm.
+func DefaultParams() Params { return Params{NGatekeepers: 3, ElectionHeight: 20, HandoverBlocks: 50} }
+
+// Genesis is the launch's genesis state.
+type Genesis struct {
+	Params Params `json:"params"`
+	// RootPublicKey names the root key k_r^(0) the genesis worker created
+	// (crypto.RootPublicKey); gatekeepers must confirm this one.
+	RootPublicKey []byte `json:"root_public_key"`
+}
+
+// Validate checks the genesis state.
+func (g Genesis) Validate() error {
+	p := g.Params
+	if p.NGatekeepers < 1 || p.NGatekeepers > 100 || p.ElectionHeight < 1 || p.HandoverBlocks < 1 {
+		return fmt.Errorf("gatekeeper params: n_gatekeepers 1..100, election_height and handover_blocks positive; got %+v", p)
+	}
+	if len(g.RootPublicKey) != ed25519.PublicKeySize {
+		return fmt.Errorf("gatekeeper root_public_key must be %d bytes, got %d", ed25519.PublicKeySize, len(g.RootPublicKey))
+	}
+	return nil
+}

@@ -1,0 +1,279 @@
+package gatekeeper
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/phala-go/phala/chain/mq"
+	"github.com/phala-go/phala/chain/staking"
+	"github.com/phala-go/phala/chain/store"
+	"github.com/phala-go/phala/proto/chainpb"
+)
+
+var (
+	paramsKey = []byte("gatekeeper/params")
+	launchKey = []byte("gatekeeper/launch")
+	// PhaseKey holds the network phase as text.
+	PhaseKey = []byte("chain/phase")
+)
+
+func excludedKey(worker []byte) []byte { return append([]byte("gatekeeper/excluded/"), worker...) }
+
+// InitGenesis writes the launch's genesis state; genesisWorker is the
+// registry's genesis worker key.
+func InitGenesis(kv store.KV, g Genesis, genesisWorker []byte) error {
+	if err := g.Validate(); err != nil {
+		return err
+	}
+	if len(genesisWorker) == 0 {
+		return errors.New("the launch needs a genesis worker (registry genesis_worker)")
+	}
+	b, _ := json.Marshal(g.Params)
+	if err := kv.Set(paramsKey, b); err != nil {
+		return err
+	}
+	if err := kv.Set(PhaseKey, []byte(PhasePreLaunch)); err != nil {
+		return err
+	}
+	return save(kv, &chainpb.LaunchState{Phase: string(PhasePreLaunch), RootPublicKey: g.RootPublicKey, GenesisWorker: genesisWorker})
+}
+
+// LoadParams reads the launch parameters.
+func LoadParams(r store.Reader) (Params, error) {
+	var p Params
+	b, err := r.Get(paramsKey)
+	if err != nil || b == nil {
+		return p, errors.Join(err, errors.New("state has no gatekeeper parameters"))
+	}
+	return p, json.Unmarshal(b, &p)
+}
+
+// LoadPhase reads the network phase.
+func LoadPhase(r store.Reader) (Phase, error) {
+	b, err := r.Get(PhaseKey)
+	return Phase(b), err
+}
+
+// Launch reads the launch's progress; nil if the genesis configured no
+// launch.
+func Launch(r store.Reader) (*chainpb.LaunchState, error) {
+	b, err := r.Get(launchKey)
+	if err != nil || b == nil {
+		return nil, err
+	}
+	var st chainpb.LaunchState
+	if err := proto.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("launch record is corrupt: %w", err)
+	}
+	return &st, nil
+}
+
+func save(kv store.KV, st *chainpb.LaunchState) error {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return kv.Set(launchKey, b)
+}
+
+// Excluded reports whether a candidate missed a handover deadline; a new
+// bond (MsgStake) clears it.
+func Excluded(r store.Reader, worker []byte) (bool, error) {
+	v, err := r.Get(excludedKey(worker))
+	return v != nil, err
+}
+
+// ClearExclusion makes a candidate electable again.
+func ClearExclusion(kv store.KV, worker []byte) error { return kv.Delete(excludedKey(worker)) }
+
+// Hooks are what the launch needs from other modules.
+type Hooks struct {
+	// Eligible reports whether a bonded worker may stand (registered,
+	// active, not the genesis worker).
+	Eligible func(worker []byte) (bool, error)
+	// HPKEKey returns a registered worker's HPKE public key.
+	HPKEKey func(worker []byte) ([]byte, error)
+	// Retire retires a worker.
+	Retire func(worker []byte) error
+}
+
+// EndBlock advances the launch at the end of block height: it holds the
+// election once pre-launch may end, and expires a round whose deadline
+// passed.
+func EndBlock(kv store.KV, log *mq.Log, height int64, h Hooks) error {
+	st, err := Launch(kv)
+	if err != nil || st == nil || st.Phase != string(PhasePreLaunch) {
+		return err
+	}
+	p, err := LoadParams(kv)
+	if err != nil {
+		return err
+	}
+	if len(st.Elected) > 0 {
+		if height < st.Deadline {
+			return nil
+		}
+		var missing [][]byte
+		for _, g := range st.Elected {
+			if !containsKey(st.Confirmed, g.SigningKey) {
+				missing = append(missing, g.SigningKey)
+			}
+		}
+		// Without a handover nobody could confirm: the genesis worker is at
+		// fault, not the gatekeepers, so nobody is excluded.
+		if st.HandedOver {
+			for _, m := range missing {
+				if err := kv.Set(excludedKey(m), []byte{1}); err != nil {
+					return err
+				}
+			}
+		}
+		if err := log.Append(&chainpb.WorkerEvent{Kind: &chainpb.WorkerEvent_ElectionExpired{ElectionExpired: &chainpb.ElectionExpired{Round: st.Round, Missing: missing}}}); err != nil {
+			return err
+		}
+		st.Elected, st.Confirmed, st.Deadline, st.HandedOver = nil, nil, 0, false
+		return save(kv, st)
+	}
+	if height < p.ElectionHeight {
+		return nil
+	}
+	winners, err := staking.Elect(kv, p.NGatekeepers, func(w []byte) (bool, error) {
+		if bytes.Equal(w, st.GenesisWorker) {
+			return false, nil
+		}
+		if ex, err := Excluded(kv, w); err != nil || ex {
+			return false, err
+		}
+		return h.Eligible(w)
+	})
+	if errors.Is(err, staking.ErrNotEnoughCandidates) {
+		return nil // retried next block
+	}
+	if err != nil {
+		return fmt.Errorf("gatekeeper election at height %d: %w", height, err)
+	}
+	st.Round++
+	st.Elected = st.Elected[:0]
+	for _, w := range winners {
+		key := []byte(w.ID)
+		hk, err := h.HPKEKey(key)
+		if err != nil {
+			return err
+		}
+		st.Elected = append(st.Elected, &chainpb.Gatekeeper{SigningKey: key, HpkeKey: hk, Backing: w.Backing})
+	}
+	st.Deadline = height + p.HandoverBlocks
+	if err := save(kv, st); err != nil {
+		return err
+	}
+	return log.Append(&chainpb.WorkerEvent{Kind: &chainpb.WorkerEvent_GatekeepersElected{GatekeepersElected: &chainpb.GatekeepersElected{
+		Round: st.Round, Gatekeepers: st.Elected, Deadline: st.Deadline, GenesisWorker: st.GenesisWorker,
+	}}})
+}
+
+// HandleMessage applies a delivered worker message to the launch. A message
+// that does not fit the launch's state (another round, a wrong key, a
+// sender with no part in it) has no effect: ignored names why. It is not an
+// error, because the message was delivered and its sequence consumed.
+func HandleMessage(kv store.KV, log *mq.Log, sender []byte, wm *chainpb.WorkerMessage, h Hooks) (ignored string, err error) {
+	st, err := Launch(kv)
+	if err != nil {
+		return "", err
+	}
+	if st == nil {
+		return "no launch is configured", nil
+	}
+	if st.Phase != string(PhasePreLaunch) {
+		return "the network has launched", nil
+	}
+	switch m := wm.Kind.(type) {
+	case *chainpb.WorkerMessage_Handover:
+		ho := m.Handover
+		switch {
+		case !bytes.Equal(sender, st.GenesisWorker):
+			return "only the genesis worker hands the root key over", nil
+		case len(st.Elected) == 0 || ho.Round != st.Round:
+			return fmt.Sprintf("handover for round %d; the open round is %d", ho.Round, openRound(st)), nil
+		case st.HandedOver:
+			return "the root key was already handed over this round", nil
+		case !bytes.Equal(ho.RootPublicKey, st.RootPublicKey):
+			return "handover names another root key", nil
+		case !sameRecipients(ho.Keys, st.Elected):
+			return "handover must seal the key to exactly the elected gatekeepers", nil
+		}
+		st.HandedOver = true
+		return "", save(kv, st)
+	case *chainpb.WorkerMessage_Confirm:
+		c := m.Confirm
+		switch {
+		case len(st.Elected) == 0 || c.Round != st.Round:
+			return fmt.Sprintf("confirmation for round %d; the open round is %d", c.Round, openRound(st)), nil
+		case !st.HandedOver:
+			return "nothing was handed over yet", nil
+		case !slices.ContainsFunc(st.Elected, func(g *chainpb.Gatekeeper) bool { return bytes.Equal(g.SigningKey, sender) }):
+			return "the sender is not an elected gatekeeper", nil
+		case containsKey(st.Confirmed, sender):
+			return "already confirmed", nil
+		case !bytes.Equal(c.RootPublicKey, st.RootPublicKey):
+			return "confirms another root key", nil
+		}
+		st.Confirmed = append(st.Confirmed, sender)
+		if len(st.Confirmed) < len(st.Elected) {
+			return "", save(kv, st)
+		}
+		return "", launch(kv, log, st, h)
+	}
+	return "not a launch message", nil
+}
+
+func launch(kv store.KV, log *mq.Log, st *chainpb.LaunchState, h Hooks) error {
+	st.Phase = string(PhaseLaunched)
+	if err := save(kv, st); err != nil {
+		return err
+	}
+	if err := kv.Set(PhaseKey, []byte(PhaseLaunched)); err != nil {
+		return err
+	}
+	gks := make([][]byte, len(st.Elected))
+	for i, g := range st.Elected {
+		gks[i] = g.SigningKey
+	}
+	if err := log.Append(&chainpb.WorkerEvent{Kind: &chainpb.WorkerEvent_Launched{Launched: &chainpb.Launched{Round: st.Round, Gatekeepers: gks, RootPublicKey: st.RootPublicKey}}}); err != nil {
+		return err
+	}
+	return h.Retire(st.GenesisWorker)
+}
+
+func openRound(st *chainpb.LaunchState) uint64 {
+	if len(st.Elected) == 0 {
+		return 0
+	}
+	return st.Round
+}
+
+func containsKey(keys [][]byte, k []byte) bool {
+	return slices.ContainsFunc(keys, func(x []byte) bool { return bytes.Equal(x, k) })
+}
+
+func sameRecipients(keys []*chainpb.SealedKey, elected []*chainpb.Gatekeeper) bool {
+	if len(keys) != len(elected) {
+		return false
+	}
+	for _, g := range elected {
+		n := 0
+		for _, k := range keys {
+			if bytes.Equal(k.Recipient, g.SigningKey) {
+				n++
+			}
+		}
+		if n != 1 {
+			return false
+		}
+	}
+	return true
+}

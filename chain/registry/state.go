@@ -1,0 +1,364 @@
+package registry
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/phala-go/phala/chain/mq"
+	"github.com/phala-go/phala/chain/store"
+	"github.com/phala-go/phala/crypto"
+	"github.com/phala-go/phala/proto/chainpb"
+	"github.com/phala-go/phala/tee"
+)
+
+// State keys.
+var (
+	paramsKey      = []byte("registry/params")
+	genesisHashKey = []byte("registry/genesis_hash")
+	workersKey     = []byte("registry/workers") // concatenated identity keys, in registration order
+)
+
+func workerKey(signingKey []byte) []byte { return append([]byte("registry/w/"), signingKey...) }
+func reportKey(id string) []byte         { return append([]byte("registry/report/"), id...) }
+func measurementKey(platform string, m []byte) []byte {
+	k := append([]byte("registry/m/"), platform...)
+	return append(append(k, 0), m...)
+}
+
+// InitGenesis writes the registry's genesis state. genesisHash identifies the
+// chain (proof.GenesisHash); registrations must commit to it.
+func InitGenesis(kv store.KV, g Genesis, genesisHash []byte, genesisTime time.Time) error {
+	if err := g.Validate(); err != nil {
+		return err
+	}
+	if err := setParams(kv, g.Params); err != nil {
+		return err
+	}
+	if err := kv.Set(genesisHashKey, genesisHash); err != nil {
+		return err
+	}
+	for _, m := range g.Measurements {
+		raw, _ := hex.DecodeString(m.Measurement)
+		if err := kv.Set(measurementKey(m.Platform, raw), []byte{1}); err != nil {
+			return err
+		}
+	}
+	if gw := g.GenesisWorker; gw != nil {
+		w := &chainpb.Worker{SigningKey: gw.SigningKey, HpkeKey: gw.HPKEKey, Endpoint: gw.Endpoint, Platform: "genesis", Genesis: true, RegisteredAt: genesisTime.Unix()}
+		return putWorker(kv, w, true)
+	}
+	return nil
+}
+
+// Validate checks the genesis state.
+func (g Genesis) Validate() error {
+	if err := g.Params.Validate(); err != nil {
+		return err
+	}
+	for i, m := range g.Measurements {
+		raw, err := hex.DecodeString(m.Measurement)
+		if err != nil || len(raw) == 0 || len(raw) > MaxMeasurementBytes || m.Platform == "" {
+			return fmt.Errorf("registry measurement %d: want a platform and 1 to %d hex bytes, got %q %q", i, MaxMeasurementBytes, m.Platform, m.Measurement)
+		}
+	}
+	if gw := g.GenesisWorker; gw != nil {
+		if err := checkKeys(gw.SigningKey, gw.HPKEKey); err != nil {
+			return fmt.Errorf("registry genesis_worker: %w", err)
+		}
+	}
+	return nil
+}
+
+func checkKeys(signing, hpkeKey []byte) error {
+	if len(signing) != ed25519.PublicKeySize || crypto.IsSmallOrderKey(signing) {
+		return ErrMalformed.Wrapf("signing key must be a %d-byte ed25519 key of full order, got %d bytes", ed25519.PublicKeySize, len(signing))
+	}
+	if _, err := crypto.ParseHPKEPublicKey(hpkeKey); err != nil {
+		return ErrMalformed.Wrapf("HPKE key: %v", err)
+	}
+	return nil
+}
+
+func setParams(kv store.KV, p Params) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return kv.Set(paramsKey, b)
+}
+
+// LoadParams reads the registry's parameters.
+func LoadParams(r store.Reader) (Params, error) {
+	var p Params
+	b, err := r.Get(paramsKey)
+	if err != nil || b == nil {
+		return p, errors.Join(err, errors.New("state has no registry parameters"))
+	}
+	return p, json.Unmarshal(b, &p)
+}
+
+// GenesisHash is the chain's genesis hash registrations commit to.
+func GenesisHash(r store.Reader) ([]byte, error) { return r.Get(genesisHashKey) }
+
+func (p Params) ServiceKeys() ([]ed25519.PublicKey, error) {
+	keys := make([]ed25519.PublicKey, 0, len(p.AttestationServices))
+	for i, s := range p.AttestationServices {
+		k, err := hex.DecodeString(s)
+		if err != nil || len(k) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("registry attestation_services[%d] %q: want a hex ed25519 public key", i, s)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// Verifiers builds the chain-side verifier of a platform from the
+// parameters. It is the one place a platform is wired in.
+type Verifiers func(p Params, platform string) (tee.Verifier, error)
+
+// Worker reads a registered worker, or nil.
+func Worker(r store.Reader, signingKey []byte) (*chainpb.Worker, error) {
+	b, err := r.Get(workerKey(signingKey))
+	if err != nil || b == nil {
+		return nil, err
+	}
+	var w chainpb.Worker
+	if err := proto.Unmarshal(b, &w); err != nil {
+		return nil, fmt.Errorf("worker record %X is corrupt: %w", signingKey, err)
+	}
+	return &w, nil
+}
+
+// Workers lists every worker ever registered, in registration order.
+func Workers(r store.Reader) ([]*chainpb.Worker, error) {
+	idx, err := r.Get(workersKey)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*chainpb.Worker, 0, len(idx)/ed25519.PublicKeySize)
+	for i := 0; i+ed25519.PublicKeySize <= len(idx); i += ed25519.PublicKeySize {
+		w, err := Worker(r, idx[i:i+ed25519.PublicKeySize])
+		if err != nil {
+			return nil, err
+		}
+		if w != nil {
+			out = append(out, w)
+		}
+	}
+	return out, nil
+}
+
+func putWorker(kv store.KV, w *chainpb.Worker, isNew bool) error {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(w)
+	if err != nil {
+		return err
+	}
+	if err := kv.Set(workerKey(w.SigningKey), b); err != nil {
+		return err
+	}
+	if !isNew {
+		return nil
+	}
+	idx, err := kv.Get(workersKey)
+	if err != nil {
+		return err
+	}
+	return kv.Set(workersKey, append(bytes.Clone(idx), w.SigningKey...))
+}
+
+// Active returns the worker if it may act at block time now: registered,
+// not retired, not expired.
+func Active(r store.Reader, signingKey []byte, now time.Time) (*chainpb.Worker, error) {
+	w, err := Worker(r, signingKey)
+	if err != nil {
+		return nil, err
+	}
+	if w == nil {
+		return nil, ErrUnknownWorker.Wrapf("no worker has identity key %X", signingKey)
+	}
+	if w.Retired {
+		return nil, ErrRetired.Wrapf("worker %X retired; it may not send messages", signingKey)
+	}
+	if IsExpired(w, now) {
+		return nil, ErrExpired.Wrapf("worker %X expired at %s; register a new identity with a fresh attestation", signingKey, time.Unix(w.ExpiresAt, 0).UTC().Format(time.RFC3339))
+	}
+	return w, nil
+}
+
+// IsExpired reports whether w's registration has lapsed at now.
+func IsExpired(w *chainpb.Worker, now time.Time) bool {
+	return w.ExpiresAt != 0 && now.Unix() >= w.ExpiresAt
+}
+
+// Retire marks a worker retired for good and announces it.
+func Retire(kv store.KV, log *mq.Log, signingKey []byte) error {
+	w, err := Worker(kv, signingKey)
+	if err != nil {
+		return err
+	}
+	if w == nil {
+		return ErrUnknownWorker.Wrapf("no worker has identity key %X", signingKey)
+	}
+	w.Retired = true
+	if err := putWorker(kv, w, false); err != nil {
+		return err
+	}
+	return log.Append(&chainpb.WorkerEvent{Kind: &chainpb.WorkerEvent_WorkerRetired{WorkerRetired: &chainpb.WorkerRetired{Worker: signingKey}}})
+}
+
+// MeasurementAllowed reports whether a pRuntime build is on the allowlist.
+func MeasurementAllowed(r store.Reader, platform string, m []byte) (bool, error) {
+	v, err := r.Get(measurementKey(platform, m))
+	return v != nil, err
+}
+
+// ValidateSetMeasurement checks a MsgSetMeasurement without state.
+func ValidateSetMeasurement(m *chainpb.MsgSetMeasurement) error {
+	if m.Platform == "" || len(m.Platform) > 32 {
+		return ErrMalformed.Wrapf("platform must be 1 to 32 bytes, got %q", m.Platform)
+	}
+	if len(m.Measurement) == 0 || len(m.Measurement) > MaxMeasurementBytes {
+		return ErrMalformed.Wrapf("measurement must be 1 to %d bytes, got %d", MaxMeasurementBytes, len(m.Measurement))
+	}
+	return nil
+}
+
+// SetMeasurement changes the allowlist; only governance may.
+func SetMeasurement(kv store.KV, signer crypto.Address, m *chainpb.MsgSetMeasurement) error {
+	p, err := LoadParams(kv)
+	if err != nil {
+		return err
+	}
+	if gov, _ := crypto.ParseAddress(p.Governance); gov != signer {
+		return ErrNotGovernance.Wrapf("%s may not change the measurement allowlist; %s may", signer, p.Governance)
+	}
+	if m.Allowed {
+		return kv.Set(measurementKey(m.Platform, m.Measurement), []byte{1})
+	}
+	return kv.Delete(measurementKey(m.Platform, m.Measurement))
+}
+
+// ValidateRegister checks a MsgRegisterWorker without state and returns the
+// decoded WorkerInfo.
+func ValidateRegister(m *chainpb.MsgRegisterWorker) (*chainpb.WorkerInfo, error) {
+	if m.Platform == "" || len(m.Platform) > 32 {
+		return nil, ErrMalformed.Wrapf("platform must be 1 to 32 bytes, got %q", m.Platform)
+	}
+	if len(m.Evidence) == 0 || len(m.Evidence) > MaxEvidenceBytes {
+		return nil, ErrMalformed.Wrapf("evidence must be 1 to %d bytes, got %d", MaxEvidenceBytes, len(m.Evidence))
+	}
+	info, err := DecodeWorkerInfo(m.Info)
+	if err != nil {
+		return nil, err
+	}
+	return info, nil
+}
+
+// DecodeWorkerInfo decodes registration info strictly: unknown fields, bad
+// key sizes and oversize endpoints are refused.
+func DecodeWorkerInfo(b []byte) (*chainpb.WorkerInfo, error) {
+	var info chainpb.WorkerInfo
+	if err := proto.Unmarshal(b, &info); err != nil {
+		return nil, ErrMalformed.Wrapf("worker info: %v", err)
+	}
+	if len(info.ProtoReflect().GetUnknown()) > 0 {
+		return nil, ErrMalformed.Wrapf("worker info has fields this chain does not know")
+	}
+	if err := checkKeys(info.SigningKey, info.HpkeKey); err != nil {
+		return nil, err
+	}
+	if len(info.Operator) != crypto.AddressLen {
+		return nil, ErrMalformed.Wrapf("operator must be a %d-byte address, got %d bytes", crypto.AddressLen, len(info.Operator))
+	}
+	if len(info.GenesisHash) != 32 {
+		return nil, ErrMalformed.Wrapf("genesis hash must be 32 bytes, got %d", len(info.GenesisHash))
+	}
+	if len(info.Endpoint) > MaxEndpointBytes {
+		return nil, ErrMalformed.Wrapf("endpoint is %d bytes, limit %d", len(info.Endpoint), MaxEndpointBytes)
+	}
+	return &info, nil
+}
+
+// Block is the context a registration is checked in.
+type Block struct {
+	Height int64
+	Time   time.Time
+}
+
+// Register verifies an attested registration and records the worker. info is
+// m.Info decoded by ValidateRegister.
+func Register(kv store.KV, log *mq.Log, verifiers Verifiers, signer crypto.Address, m *chainpb.MsgRegisterWorker, info *chainpb.WorkerInfo, blk Block) error {
+	if op, _ := crypto.AddressFromBytes(info.Operator); op != signer {
+		return ErrNotOperator.Wrapf("the registration names operator %s but %s signed it", op, signer)
+	}
+	gh, err := GenesisHash(kv)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(gh, info.GenesisHash) {
+		return ErrWrongChain.Wrapf("pRuntime was initialised with genesis %X, this chain's is %X", info.GenesisHash, gh)
+	}
+	p, err := LoadParams(kv)
+	if err != nil {
+		return err
+	}
+	v, err := verifiers(p, m.Platform)
+	if err != nil {
+		return ErrUnknownPlatform.Wrapf("%q: %v", m.Platform, err)
+	}
+	rd := crypto.WorkerReportData(m.Info)
+	att, err := v.Verify(m.Evidence, rd[:], blk.Time)
+	if err != nil {
+		return teeError(err)
+	}
+	ok, err := MeasurementAllowed(kv, m.Platform, att.Measurement)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return ErrMeasurement.Wrapf("%s build %X is not on the allowlist; governance must allow it first", m.Platform, att.Measurement)
+	}
+	if w, err := Worker(kv, info.SigningKey); err != nil {
+		return err
+	} else if w != nil {
+		return ErrAlreadyRegistered.Wrapf("identity %X was registered at height %d; renewal needs a new identity", info.SigningKey, w.RegisteredHeight)
+	}
+	if used, err := kv.Get(reportKey(att.ReportID)); err != nil {
+		return err
+	} else if used != nil {
+		return ErrReportReused.Wrapf("report %s", att.ReportID)
+	}
+	if err := kv.Set(reportKey(att.ReportID), []byte{1}); err != nil {
+		return err
+	}
+	w := &chainpb.Worker{
+		SigningKey: info.SigningKey, HpkeKey: info.HpkeKey, Operator: info.Operator, Endpoint: info.Endpoint,
+		Platform: m.Platform, Measurement: att.Measurement, ReportId: att.ReportID,
+		RegisteredHeight: blk.Height, RegisteredAt: blk.Time.Unix(), ExpiresAt: blk.Time.Unix() + p.RegistrationTTL,
+	}
+	if err := putWorker(kv, w, true); err != nil {
+		return err
+	}
+	return log.Append(&chainpb.WorkerEvent{Kind: &chainpb.WorkerEvent_WorkerRegistered{WorkerRegistered: &chainpb.WorkerRegistered{Worker: w}}})
+}
+
+// teeError turns a platform verifier's failure into a stable code.
+func teeError(err error) error {
+	switch {
+	case errors.Is(err, tee.ErrStale):
+		return ErrStaleReport.Wrapf("%v", err)
+	case errors.Is(err, tee.ErrReportData):
+		return ErrReportData.Wrapf("%v", err)
+	case errors.Is(err, tee.ErrStatus):
+		return ErrTEEStatus.Wrapf("%v", err)
+	default:
+		return ErrBadEvidence.Wrapf("%v", err)
+	}
+}

@@ -1,0 +1,236 @@
+package staking
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/phala-go/phala/chain/bank"
+	"github.com/phala-go/phala/chain/store"
+	"github.com/phala-go/phala/crypto"
+	"github.com/phala-go/phala/proto/chainpb"
+)
+
+var (
+	paramsKey     = []byte("staking/params")
+	candidatesKey = []byte("staking/candidates") // concatenated worker keys, first bond order
+	nominatorsKey = []byte("staking/nominators") // concatenated addresses, first nomination order
+)
+
+func SelfStakeKey(worker []byte) []byte     { return append([]byte("staking/c/"), worker...) }
+func nominationKey(a crypto.Address) []byte { return append([]byte("staking/n/"), a[:]...) }
+
+// nomination is a nominator's bond and the candidates it backs.
+type nomination struct {
+	Amount  uint64   `json:"amount"`
+	Targets [][]byte `json:"targets"`
+}
+
+// InitGenesis writes the parameters.
+func InitGenesis(kv store.KV, p Params) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	b, _ := json.Marshal(p)
+	return kv.Set(paramsKey, b)
+}
+
+// LoadParams reads the staking parameters.
+func LoadParams(r store.Reader) (Params, error) {
+	var p Params
+	b, err := r.Get(paramsKey)
+	if err != nil || b == nil {
+		return p, errors.Join(err, errors.New("state has no staking parameters"))
+	}
+	return p, json.Unmarshal(b, &p)
+}
+
+// WorkerOperator tells the staking module who operates a registered, active
+// worker (nil if none); the app wires it to the registry.
+type WorkerOperator func(worker []byte) ([]byte, error)
+
+// ValidateStake checks a MsgStake without state.
+func ValidateStake(m *chainpb.MsgStake) error {
+	if len(m.Worker) != ed25519.PublicKeySize {
+		return ErrMalformedTarget.Wrapf("worker must be a %d-byte identity key, got %d bytes", ed25519.PublicKeySize, len(m.Worker))
+	}
+	if m.Amount <= 0 {
+		return ErrInvalidAmount.Wrapf("amount must be positive, got %d", m.Amount)
+	}
+	return nil
+}
+
+// ValidateNominate checks a MsgNominate without state.
+func ValidateNominate(m *chainpb.MsgNominate) error {
+	if len(m.Targets) == 0 || len(m.Targets) > MaxNominations {
+		return ErrTooManyTargets.Wrapf("name 1 to %d candidates, got %d", MaxNominations, len(m.Targets))
+	}
+	for i, t := range m.Targets {
+		if len(t) != ed25519.PublicKeySize {
+			return ErrMalformedTarget.Wrapf("target %d must be a %d-byte identity key, got %d bytes", i, ed25519.PublicKeySize, len(t))
+		}
+	}
+	if m.Amount < 0 {
+		return ErrInvalidAmount.Wrapf("amount must not be negative, got %d", m.Amount)
+	}
+	return nil
+}
+
+// Stake bonds the signer's PHA to its worker.
+func Stake(kv store.KV, signer crypto.Address, m *chainpb.MsgStake, operator WorkerOperator) error {
+	op, err := operator(m.Worker)
+	if err != nil {
+		return err
+	}
+	if op == nil {
+		return ErrNotCandidate.Wrapf("worker %X is not a registered, active worker", m.Worker)
+	}
+	if !bytes.Equal(op, signer[:]) {
+		return ErrNotOperator.Wrapf("only the operator of worker %X may bond to it", m.Worker)
+	}
+	if err := bond(kv, signer, uint64(m.Amount)); err != nil {
+		return err
+	}
+	cur, err := SelfStake(kv, m.Worker)
+	if err != nil {
+		return err
+	}
+	if cur == 0 {
+		idx, err := kv.Get(candidatesKey)
+		if err != nil {
+			return err
+		}
+		if err := kv.Set(candidatesKey, append(bytes.Clone(idx), m.Worker...)); err != nil {
+			return err
+		}
+	}
+	return kv.Set(SelfStakeKey(m.Worker), binary.BigEndian.AppendUint64(nil, cur+uint64(m.Amount)))
+}
+
+// Nominate bonds more of the signer's PHA (amount may be 0) and sets the
+// candidates its whole nomination backs. Targets must be registered workers.
+func Nominate(kv store.KV, signer crypto.Address, m *chainpb.MsgNominate, operator WorkerOperator) error {
+	for _, t := range m.Targets {
+		op, err := operator(t)
+		if err != nil {
+			return err
+		}
+		if op == nil {
+			return ErrNotCandidate.Wrapf("target %X is not a registered, active worker", t)
+		}
+	}
+	n, err := loadNomination(kv, signer)
+	if err != nil {
+		return err
+	}
+	if n == nil {
+		if m.Amount == 0 {
+			return ErrInvalidAmount.Wrapf("a first nomination must bond a positive amount")
+		}
+		idx, err := kv.Get(nominatorsKey)
+		if err != nil {
+			return err
+		}
+		if err := kv.Set(nominatorsKey, append(bytes.Clone(idx), signer[:]...)); err != nil {
+			return err
+		}
+		n = &nomination{}
+	}
+	if err := bond(kv, signer, uint64(m.Amount)); err != nil {
+		return err
+	}
+	n.Amount += uint64(m.Amount)
+	n.Targets = m.Targets
+	b, _ := json.Marshal(n)
+	return kv.Set(nominationKey(signer), b)
+}
+
+func bond(kv store.KV, from crypto.Address, amount uint64) error {
+	if amount == 0 {
+		return nil
+	}
+	if err := bank.Debit(kv, from, amount, "the bond"); err != nil {
+		return err
+	}
+	return bank.Credit(kv, Pool, amount)
+}
+
+func loadNomination(r store.Reader, a crypto.Address) (*nomination, error) {
+	b, err := r.Get(nominationKey(a))
+	if err != nil || b == nil {
+		return nil, err
+	}
+	var n nomination
+	if err := json.Unmarshal(b, &n); err != nil {
+		return nil, fmt.Errorf("nomination of %s is corrupt: %w", a, err)
+	}
+	return &n, nil
+}
+
+// SelfStake is the operator's bond to a worker.
+func SelfStake(r store.Reader, worker []byte) (uint64, error) {
+	v, err := r.Get(SelfStakeKey(worker))
+	if err != nil || v == nil {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("self stake of %X is %d bytes, want 8", worker, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// Elect runs sequential Phragmen over the bonded candidates that eligible
+// accepts and have at least the minimum self stake, with every nomination.
+// Candidate and winner IDs are the workers' identity keys as strings.
+func Elect(r store.Reader, seats int, eligible func(worker []byte) (bool, error)) ([]Winner, error) {
+	p, err := LoadParams(r)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := r.Get(candidatesKey)
+	if err != nil {
+		return nil, err
+	}
+	var cands []Candidate
+	for i := 0; i+ed25519.PublicKeySize <= len(idx); i += ed25519.PublicKeySize {
+		w := idx[i : i+ed25519.PublicKeySize]
+		s, err := SelfStake(r, w)
+		if err != nil {
+			return nil, err
+		}
+		if s < p.MinCandidateStake {
+			continue
+		}
+		ok, err := eligible(w)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			cands = append(cands, Candidate{ID: string(w), SelfStake: s})
+		}
+	}
+	nidx, err := r.Get(nominatorsKey)
+	if err != nil {
+		return nil, err
+	}
+	var voters []Voter
+	for i := 0; i+crypto.AddressLen <= len(nidx); i += crypto.AddressLen {
+		a, _ := crypto.AddressFromBytes(nidx[i : i+crypto.AddressLen])
+		n, err := loadNomination(r, a)
+		if err != nil {
+			return nil, err
+		}
+		if n == nil || n.Amount == 0 {
+			continue
+		}
+		v := Voter{ID: "n/" + string(a[:]), Stake: n.Amount}
+		for _, t := range n.Targets {
+			v.Targets = append(v.Targets, string(t))
+		}
+		voters = append(voters, v)
+	}
+	return SeqPhragmen(seats, cands, voters)
+}

@@ -1,0 +1,109 @@
+package client
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/cometbft/cometbft/types"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/phala-go/phala/chain"
+	"github.com/phala-go/phala/chain/staking"
+	"github.com/phala-go/phala/proto/chainpb"
+	"github.com/phala-go/phala/pruntime/lightclient"
+)
+
+// Worker reads a registered worker by identity key; nil if none.
+func (c *Client) Worker(ctx context.Context, key []byte) (*chainpb.Worker, error) {
+	res, err := c.rpc.ABCIQuery(ctx, chain.QueryWorker, key)
+	if err != nil {
+		return nil, unreachable(err)
+	}
+	r := res.Response
+	if r.Codespace == "registry" && r.Code == 14 {
+		return nil, nil
+	}
+	if r.Code != 0 {
+		return nil, fmt.Errorf("query worker refused (%s/%d): %s", r.Codespace, r.Code, r.Log)
+	}
+	var w chainpb.Worker
+	return &w, proto.Unmarshal(r.Value, &w)
+}
+
+// Workers lists every registered worker.
+func (c *Client) Workers(ctx context.Context) ([]*chainpb.Worker, error) {
+	r, err := c.query(ctx, chain.QueryWorkers, nil, 0, false)
+	if err != nil {
+		return nil, err
+	}
+	var l chainpb.WorkerList
+	return l.Workers, proto.Unmarshal(r.Value, &l)
+}
+
+// Launch reads the launch's progress; nil if the chain configures none.
+func (c *Client) Launch(ctx context.Context) (*chainpb.LaunchState, error) {
+	r, err := c.query(ctx, chain.QueryLaunch, nil, 0, false)
+	if err != nil || len(r.Value) == 0 {
+		return nil, err
+	}
+	var st chainpb.LaunchState
+	return &st, proto.Unmarshal(r.Value, &st)
+}
+
+// NextSequence is the sequence the chain expects from a worker next.
+func (c *Client) NextSequence(ctx context.Context, worker []byte) (uint64, error) {
+	r, err := c.query(ctx, chain.QuerySequence, worker, 0, false)
+	if err != nil {
+		return 0, err
+	}
+	if len(r.Value) != 8 {
+		return 0, fmt.Errorf("sequence query answered %d bytes", len(r.Value))
+	}
+	return binary.BigEndian.Uint64(r.Value), nil
+}
+
+// SelfStake is the operator's bond to a worker, in uPHA.
+func (c *Client) SelfStake(ctx context.Context, worker []byte) (uint64, error) {
+	r, err := c.query(ctx, chain.QueryStore, staking.SelfStakeKey(worker), 0, false)
+	if err != nil || len(r.Value) == 0 {
+		return 0, err
+	}
+	if len(r.Value) != 8 {
+		return 0, fmt.Errorf("self stake record is %d bytes", len(r.Value))
+	}
+	return binary.BigEndian.Uint64(r.Value), nil
+}
+
+// SyncBlock fetches what a pRuntime needs to verify block h: its signed
+// header, its validator set if withValidators, and block h-1's event log.
+// Nothing here is trusted; pRuntime verifies it all.
+func (c *Client) SyncBlock(ctx context.Context, h int64, withValidators bool) (lightclient.Block, error) {
+	var b lightclient.Block
+	cm, err := c.rpc.Commit(ctx, &h)
+	if err != nil {
+		return b, fmt.Errorf("commit %d: %w", h, unreachable(err))
+	}
+	b.SignedHeader = &cm.SignedHeader
+	if withValidators {
+		var vals []*types.Validator
+		for page := 1; ; page++ {
+			perPage := 100
+			res, err := c.rpc.Validators(ctx, &h, &page, &perPage)
+			if err != nil {
+				return b, fmt.Errorf("validators at %d: %w", h, unreachable(err))
+			}
+			vals = append(vals, res.Validators...)
+			if len(vals) >= res.Total || len(res.Validators) == 0 {
+				break
+			}
+		}
+		b.Validators = types.NewValidatorSet(vals)
+	}
+	if h > 1 {
+		if b.EventLog, err = c.EventLog(ctx, h-1); err != nil {
+			return b, err
+		}
+	}
+	return b, nil
+}

@@ -1,0 +1,247 @@
+// Package host is the untrusted program beside a pRuntime. It registers its
+// pRuntime on chain (identity, quote, attestation service, registration
+// transaction), feeds it the chain's blocks for verified sync, and relays
+// the signed messages pRuntime produces as transactions paid by the
+// operator. It can delay or drop what it relays, never forge it: pRuntime
+// verifies every block and signs every message itself.
+package host
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/phala-go/phala/attest"
+	"github.com/phala-go/phala/chain/mq"
+	"github.com/phala-go/phala/client"
+	"github.com/phala-go/phala/crypto"
+	"github.com/phala-go/phala/proto/chainpb"
+	"github.com/phala-go/phala/proto/pruntimepb"
+	"github.com/phala-go/phala/pruntime/lightclient"
+)
+
+// Config configures a Host. Zero fields take defaults.
+type Config struct {
+	// PRuntime is the pRuntime API. Required.
+	PRuntime pruntimepb.PRuntimeClient
+	// Chain is a node's RPC client. Required.
+	Chain *client.Client
+	// Attest is the remote attestation service. Required unless the
+	// pRuntime is the genesis worker (registered by the genesis file).
+	Attest *attest.Client
+	// Operator signs and pays for the host's transactions. Required.
+	Operator ed25519.PrivateKey
+	// Genesis is the chain's genesis.json, given to pRuntime once. Required.
+	Genesis []byte
+	// Endpoint is where users reach this worker; it is attested.
+	Endpoint string
+	// Stake, in uPHA, is bonded to the worker after registration to stand
+	// as a gatekeeper candidate; 0 runs a miner that does not stand.
+	Stake uint64
+	// Batch is the most blocks sent to pRuntime per call. Default 500.
+	Batch int
+	// Poll is the pause when there is nothing to do. Default 200 ms.
+	Poll time.Duration
+	// Logger receives logs. Default: discard.
+	Logger *slog.Logger
+}
+
+// Host runs one worker's relay.
+type Host struct {
+	cfg      Config
+	log      *slog.Logger
+	key      []byte // pRuntime's identity key
+	lastVals []byte // validators hash of the last header pRuntime accepted from us
+	sentAt   map[uint64]time.Time
+	staked   bool
+}
+
+// New checks cfg.
+func New(cfg Config) (*Host, error) {
+	if cfg.PRuntime == nil || cfg.Chain == nil || cfg.Operator == nil || cfg.Genesis == nil {
+		return nil, errors.New("host: Config.PRuntime, Chain, Operator and Genesis are required")
+	}
+	if cfg.Batch == 0 {
+		cfg.Batch = 500
+	}
+	if cfg.Poll == 0 {
+		cfg.Poll = 200 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Host{cfg: cfg, log: cfg.Logger, sentAt: map[uint64]time.Time{}}, nil
+}
+
+// Run relays until ctx ends. Transient failures (a node restarting, an
+// attestation service down) are logged and retried; it returns only when
+// ctx ends or pRuntime refuses to run at all.
+func (h *Host) Run(ctx context.Context) error {
+	for {
+		busy, err := h.Step(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			h.log.Warn("host step failed; retrying", "err", err)
+			busy = false
+		}
+		if !busy {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(h.cfg.Poll):
+			}
+		}
+	}
+}
+
+// Step does one round of work: initialise, register, sync a batch, relay
+// side effects. busy reports whether more work is waiting.
+func (h *Host) Step(ctx context.Context) (busy bool, err error) {
+	info, err := h.cfg.PRuntime.Info(ctx, &pruntimepb.InfoRequest{})
+	if err != nil {
+		return false, fmt.Errorf("pRuntime info: %w", err)
+	}
+	if info.Role == "retired" {
+		return false, nil
+	}
+	if !info.Initialized {
+		if info, err = h.cfg.PRuntime.InitRuntime(ctx, &pruntimepb.InitRuntimeRequest{Genesis: h.cfg.Genesis}); err != nil {
+			return false, fmt.Errorf("initialise pRuntime: %w", err)
+		}
+	}
+	h.key = info.SigningKey
+	if info.Role != "genesis" {
+		if err := h.register(ctx); err != nil {
+			return false, err
+		}
+	}
+	busy, err = h.sync(ctx, info.Height)
+	if err != nil {
+		return false, err
+	}
+	return busy, h.relay(ctx)
+}
+
+// register registers the pRuntime if the chain does not know it yet, then
+// bonds the configured stake.
+func (h *Host) register(ctx context.Context) error {
+	w, err := h.cfg.Chain.Worker(ctx, h.key)
+	if err != nil {
+		return err
+	}
+	op := crypto.AddressFromPubKey(h.cfg.Operator.Public().(ed25519.PublicKey))
+	if w == nil {
+		if h.cfg.Attest == nil {
+			return errors.New("pRuntime is not registered and no attestation service is configured")
+		}
+		q, err := h.cfg.PRuntime.GetRAQuote(ctx, &pruntimepb.GetRAQuoteRequest{Operator: op[:], Endpoint: h.cfg.Endpoint})
+		if err != nil {
+			return fmt.Errorf("pRuntime quote: %w", err)
+		}
+		ev, err := h.cfg.Attest.Report(ctx, q.Quote)
+		if err != nil {
+			return fmt.Errorf("attestation service: %w", err)
+		}
+		msg := &chainpb.MsgRegisterWorker{Info: q.Info, Platform: q.Platform, Evidence: ev}
+		if _, err := h.cfg.Chain.Send(ctx, h.cfg.Operator, &chainpb.TxBody{Msg: &chainpb.TxBody_RegisterWorker{RegisterWorker: msg}}, client.SendOptions{}); err != nil {
+			return fmt.Errorf("register worker: %w", err)
+		}
+		h.log.Info("registered the worker", "worker", fmt.Sprintf("%X", h.key), "measurement", fmt.Sprintf("%X", q.Measurement))
+	}
+	if h.cfg.Stake == 0 || h.staked {
+		return nil
+	}
+	s, err := h.cfg.Chain.SelfStake(ctx, h.key)
+	if err != nil {
+		return err
+	}
+	if s < h.cfg.Stake {
+		body := &chainpb.TxBody{Msg: &chainpb.TxBody_Stake{Stake: &chainpb.MsgStake{Worker: h.key, Amount: int64(h.cfg.Stake - s)}}}
+		if _, err := h.cfg.Chain.Send(ctx, h.cfg.Operator, body, client.SendOptions{}); err != nil {
+			return fmt.Errorf("stake: %w", err)
+		}
+		h.log.Info("bonded stake to the worker", "amount", h.cfg.Stake-s)
+	}
+	h.staked = true
+	return nil
+}
+
+// sync feeds pRuntime the blocks after its height, up to the chain's.
+func (h *Host) sync(ctx context.Context, from int64) (busy bool, err error) {
+	st, err := h.cfg.Chain.RPC().Status(ctx)
+	if err != nil {
+		return false, err
+	}
+	tip := st.SyncInfo.LatestBlockHeight
+	if from >= tip {
+		return false, nil
+	}
+	end := min(tip, from+int64(h.cfg.Batch))
+	var blocks []*pruntimepb.SyncBlock
+	for ht := from + 1; ht <= end; ht++ {
+		// Send the validator set when it may have changed (or we do not
+		// know what pRuntime last saw); pRuntime checks it either way.
+		b, err := h.cfg.Chain.SyncBlock(ctx, ht, h.lastVals == nil)
+		if err != nil {
+			return false, err
+		}
+		if h.lastVals != nil && string(b.SignedHeader.ValidatorsHash) != string(h.lastVals) {
+			if b, err = h.cfg.Chain.SyncBlock(ctx, ht, true); err != nil {
+				return false, err
+			}
+		}
+		if ht == 1 {
+			b.Validators = nil // pRuntime trusts its genesis set for block 1
+		}
+		sb, err := lightclient.EncodeBlock(b)
+		if err != nil {
+			return false, err
+		}
+		blocks = append(blocks, sb)
+		h.lastVals = b.SignedHeader.ValidatorsHash
+	}
+	res, err := h.cfg.PRuntime.SyncBlockchain(ctx, &pruntimepb.SyncRequest{Blocks: blocks})
+	if err != nil {
+		h.lastVals = nil
+		return false, fmt.Errorf("pRuntime refused blocks %d..%d: %w", from+1, end, err)
+	}
+	return res.Height < tip, nil
+}
+
+// resend is how long a relayed message may stay unseen before it is sent
+// again (it may have been dropped from a mempool).
+const resend = 10 * time.Second
+
+// relay submits pRuntime's signed messages the chain does not have yet, in
+// sequence order, paid by the operator.
+func (h *Host) relay(ctx context.Context) error {
+	fx, err := h.cfg.PRuntime.DumpSideEffects(ctx, &pruntimepb.DumpSideEffectsRequest{})
+	if err != nil || len(fx.Messages) == 0 {
+		return err
+	}
+	next, err := h.cfg.Chain.NextSequence(ctx, h.key)
+	if err != nil {
+		return err
+	}
+	for _, m := range fx.Messages {
+		if m.Sequence < next {
+			continue // delivered; pRuntime drops it once it syncs that block
+		}
+		if t, ok := h.sentAt[m.Sequence]; ok && time.Since(t) < resend {
+			continue
+		}
+		body := &chainpb.TxBody{Msg: &chainpb.TxBody_SubmitMessage{SubmitMessage: &chainpb.MsgSubmitMessage{Message: m}}}
+		_, err := h.cfg.Chain.Send(ctx, h.cfg.Operator, body, client.SendOptions{})
+		if err != nil && !errors.Is(err, mq.ErrSequenceReused) {
+			return fmt.Errorf("relay message %d: %w", m.Sequence, err)
+		}
+		h.sentAt[m.Sequence] = time.Now()
+		h.log.Info("relayed a signed message", "sequence", m.Sequence)
+	}
+	return nil
+}

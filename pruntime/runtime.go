@@ -1,0 +1,534 @@
+// Package pruntime is the program that runs inside the TEE. It holds every
+// secret of a worker, follows the chain through its light client, and
+// produces signed messages (side effects) its host relays. It trusts only
+// the genesis it was initialised with, the validators' signatures and its
+// own platform; its host can delay or drop its inputs, never forge them.
+//
+// Runtime is the in-enclave object; Serve exposes it over gRPC on a local
+// socket and Dial is the host's client. A Runtime is safe for concurrent
+// use: calls are serialised, and Info never waits for a sync.
+package pruntime
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+
+	"github.com/cometbft/cometbft/types"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/phala-go/phala/crypto"
+	"github.com/phala-go/phala/proof"
+	"github.com/phala-go/phala/proto/chainpb"
+	"github.com/phala-go/phala/proto/pruntimepb"
+	"github.com/phala-go/phala/pruntime/lightclient"
+	"github.com/phala-go/phala/pruntime/system"
+	"github.com/phala-go/phala/tee"
+)
+
+// Roles a pRuntime plays.
+const (
+	RoleWorker     = "worker"
+	RoleGenesis    = "genesis"
+	RoleGatekeeper = "gatekeeper"
+	RoleRetired    = "retired"
+)
+
+// Errors the API returns; each wraps one of these.
+var (
+	ErrNotInitialized = errors.New("pRuntime has no genesis yet; the host must call InitRuntime")
+	ErrInitialized    = errors.New("pRuntime is initialised with another genesis")
+	ErrRetired        = errors.New("pRuntime retired and erased its secrets")
+	ErrBadRequest     = errors.New("bad request")
+	ErrRefusedBlock   = errors.New("block refused")
+)
+
+// Config configures a Runtime. Zero fields take defaults.
+type Config struct {
+	// Platform is the TEE. Required.
+	Platform tee.Platform
+	// DataDir holds the sealed state. Required.
+	DataDir string
+	// Logger receives logs (never secrets). Default: discard.
+	Logger *slog.Logger
+	// MaxBatch bounds the blocks one SyncBlockchain call may carry.
+	// Default 2,000.
+	MaxBatch int
+}
+
+// sealedState is everything pRuntime persists, sealed.
+type sealedState struct {
+	Version      int      `json:"version"`
+	IdentitySeed []byte   `json:"identity_seed,omitempty"`
+	Genesis      []byte   `json:"genesis,omitempty"` // genesis.json as given to InitRuntime
+	LightClient  []byte   `json:"light_client,omitempty"`
+	Role         string   `json:"role"`
+	RootKey      []byte   `json:"root_key,omitempty"`
+	GenesisPeer  []byte   `json:"genesis_worker,omitempty"` // who may hand the root key over
+	NextSequence uint64   `json:"next_sequence"`
+	Outbox       [][]byte `json:"outbox,omitempty"` // serialized SignedMessages not yet seen on chain
+}
+
+const stateVersion = 1
+
+// Runtime is pRuntime.
+type Runtime struct {
+	cfg   Config
+	log   *slog.Logger
+	store *system.SealedFile
+
+	mu       sync.Mutex
+	st       sealedState
+	id       *system.Identity // nil once retired
+	chainID  string
+	genHash  []byte
+	lc       *lightclient.Client
+	info    *pruntimepb.InfoResponse // for Info without the lock
+	infoMu  sync.RWMutex
+}
+
+// New opens (or creates) pRuntime's sealed state in cfg.DataDir. A sealed
+// state that fails authentication is refused (wrapping system.ErrSealed).
+func New(cfg Config) (*Runtime, error) {
+	if cfg.Platform == nil || cfg.DataDir == "" {
+		return nil, errors.New("pruntime: Config.Platform and Config.DataDir are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxBatch == 0 {
+		cfg.MaxBatch = 2000
+	}
+	key, err := cfg.Platform.SealingKey()
+	if err != nil {
+		return nil, fmt.Errorf("pruntime: sealing key: %w", err)
+	}
+	store, err := system.NewSealedFile(filepath.Join(cfg.DataDir, "pruntime.sealed"), key, "phala/pruntime/state/v1")
+	if err != nil {
+		return nil, err
+	}
+	r := &Runtime{cfg: cfg, log: cfg.Logger, store: store}
+	raw, err := store.Load()
+	if err != nil {
+		return nil, err
+	}
+	if raw == nil {
+		seed := make([]byte, 32)
+		rand.Read(seed)
+		r.st = sealedState{Version: stateVersion, IdentitySeed: seed, Role: RoleWorker}
+		if err := r.persist(); err != nil {
+			return nil, err
+		}
+	} else if err := json.Unmarshal(raw, &r.st); err != nil || r.st.Version != stateVersion {
+		return nil, fmt.Errorf("pruntime: sealed state decodes to nothing this build knows (version %d): %v", r.st.Version, err)
+	}
+	if err := r.load(); err != nil {
+		return nil, err
+	}
+	r.publishInfo()
+	r.log.Info("pRuntime ready", "platform", cfg.Platform.Name(), "role", r.st.Role, "height", r.height())
+	return r, nil
+}
+
+// load rebuilds the in-memory objects from r.st.
+func (r *Runtime) load() error {
+	if r.st.IdentitySeed != nil {
+		id, err := system.NewIdentity(r.st.IdentitySeed)
+		if err != nil {
+			return err
+		}
+		r.id = id
+	}
+	if r.st.Genesis == nil {
+		return nil
+	}
+	doc, cfg, err := parseGenesis(r.st.Genesis)
+	if err != nil {
+		return err
+	}
+	r.chainID, r.genHash = doc.ChainID, genesisHash(doc)
+	if r.st.LightClient == nil {
+		r.lc, err = lightclient.New(cfg)
+	} else {
+		r.lc, err = lightclient.Restore(cfg, r.st.LightClient)
+	}
+	return err
+}
+
+func parseGenesis(raw []byte) (*types.GenesisDoc, lightclient.Config, error) {
+	doc, err := types.GenesisDocFromJSON(raw)
+	if err != nil {
+		return nil, lightclient.Config{}, fmt.Errorf("%w: genesis: %v", ErrBadRequest, err)
+	}
+	cfg, err := lightclient.ConfigFromGenesis(doc)
+	if err != nil {
+		return nil, cfg, fmt.Errorf("%w: genesis: %v", ErrBadRequest, err)
+	}
+	return doc, cfg, nil
+}
+
+// genesisHash is the chain's genesis hash as pRuntime computes it from the
+// document it was given (proof.GenesisHash; the chain computes the same
+// from InitChain).
+func genesisHash(doc *types.GenesisDoc) []byte {
+	vals := make([]proof.GenesisValidator, len(doc.Validators))
+	for i, v := range doc.Validators {
+		vals[i] = proof.GenesisValidator{KeyType: v.PubKey.Type(), PubKey: v.PubKey.Bytes(), Power: v.Power}
+	}
+	return proof.GenesisHash(doc.ChainID, doc.InitialHeight, doc.GenesisTime, vals, doc.AppState)
+}
+
+func (r *Runtime) persist() error {
+	raw, err := json.Marshal(r.st)
+	if err != nil {
+		return err
+	}
+	return r.store.Store(raw)
+}
+
+func (r *Runtime) height() int64 {
+	if r.lc == nil {
+		return 0
+	}
+	return r.lc.Height()
+}
+
+// publishInfo refreshes the snapshot Info serves. Caller holds mu (or has
+// exclusive access).
+func (r *Runtime) publishInfo() {
+	in := &pruntimepb.InfoResponse{
+		Platform: r.cfg.Platform.Name(), Measurement: r.cfg.Platform.Measurement(),
+		ChainId: r.chainID, GenesisHash: r.genHash, Height: r.height(),
+		Role: r.st.Role, HoldsRootKey: r.st.RootKey != nil, NextSequence: r.st.NextSequence,
+		PendingMessages: uint32(len(r.st.Outbox)), Initialized: r.st.Genesis != nil,
+	}
+	if r.id != nil {
+		in.SigningKey = r.id.Public()
+	}
+	r.infoMu.Lock()
+	r.info = in
+	r.infoMu.Unlock()
+}
+
+// Info reports pRuntime's state. It never waits for a sync in progress.
+func (r *Runtime) Info() *pruntimepb.InfoResponse {
+	r.infoMu.RLock()
+	defer r.infoMu.RUnlock()
+	return proto.Clone(r.info).(*pruntimepb.InfoResponse)
+}
+
+// InitRuntime sets the genesis pRuntime follows, once.
+func (r *Runtime) InitRuntime(genesis []byte) (*pruntimepb.InfoResponse, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.st.Genesis != nil {
+		if bytes.Equal(r.st.Genesis, genesis) {
+			return r.Info(), nil
+		}
+		return nil, fmt.Errorf("%w (chain %q); start a new worker for another chain", ErrInitialized, r.chainID)
+	}
+	if _, _, err := parseGenesis(genesis); err != nil {
+		return nil, err
+	}
+	prev := r.st
+	r.st.Genesis = bytes.Clone(genesis)
+	if err := r.load(); err != nil {
+		r.st = prev
+		return nil, err
+	}
+	if err := r.persist(); err != nil {
+		r.st = prev
+		return nil, err
+	}
+	r.publishInfo()
+	r.log.Info("pRuntime initialised", "chain_id", r.chainID, "genesis_hash", fmt.Sprintf("%X", r.genHash))
+	return r.Info(), nil
+}
+
+func (r *Runtime) identity() (*system.Identity, error) {
+	if r.id == nil {
+		return nil, ErrRetired
+	}
+	return r.id, nil
+}
+
+// GetIdentity returns the identity's public keys.
+func (r *Runtime) GetIdentity() (*pruntimepb.Identity, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	id, err := r.identity()
+	if err != nil {
+		return nil, err
+	}
+	return &pruntimepb.Identity{SigningKey: id.Public(), HpkeKey: id.HPKE.PublicKey()}, nil
+}
+
+// GetRAQuote builds the registration info (identity keys, operator, genesis
+// hash, endpoint) and quotes its hash.
+func (r *Runtime) GetRAQuote(operator []byte, endpoint string) (*pruntimepb.RAQuote, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	id, err := r.identity()
+	if err != nil {
+		return nil, err
+	}
+	if r.st.Genesis == nil {
+		return nil, ErrNotInitialized
+	}
+	if len(operator) != crypto.AddressLen {
+		return nil, fmt.Errorf("%w: operator must be a %d-byte address, got %d bytes", ErrBadRequest, crypto.AddressLen, len(operator))
+	}
+	info, err := proto.MarshalOptions{Deterministic: true}.Marshal(&chainpb.WorkerInfo{
+		SigningKey: id.Public(), HpkeKey: id.HPKE.PublicKey(), Operator: operator, GenesisHash: r.genHash, Endpoint: endpoint,
+	})
+	if err != nil {
+		return nil, err
+	}
+	q, err := r.cfg.Platform.Quote(crypto.WorkerReportData(info))
+	if err != nil {
+		return nil, fmt.Errorf("quote: %w", err)
+	}
+	return &pruntimepb.RAQuote{Platform: r.cfg.Platform.Name(), Info: info, Quote: q, Measurement: r.cfg.Platform.Measurement()}, nil
+}
+
+// Bootstrap makes this pRuntime the genesis worker and creates the root key
+// k_r^(0). Calling it again returns the same identity and root public key.
+func (r *Runtime) Bootstrap() (*pruntimepb.BootstrapResponse, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	id, err := r.identity()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case r.st.Role == RoleGenesis:
+	case r.st.Genesis != nil || r.st.Role != RoleWorker:
+		return nil, fmt.Errorf("%w: only a fresh pRuntime, before InitRuntime, can bootstrap a network", ErrBadRequest)
+	default:
+		prev := r.st
+		r.st.Role = RoleGenesis
+		r.st.RootKey = make([]byte, 32)
+		rand.Read(r.st.RootKey)
+		if err := r.persist(); err != nil {
+			r.st = prev
+			return nil, err
+		}
+		r.publishInfo()
+		r.log.Info("bootstrapped the genesis identity and root key")
+	}
+	return &pruntimepb.BootstrapResponse{
+		Identity:      &pruntimepb.Identity{SigningKey: id.Public(), HpkeKey: id.HPKE.PublicKey()},
+		RootPublicKey: crypto.RootPublicKey(r.st.RootKey),
+	}, nil
+}
+
+// DumpSideEffects returns the signed messages not yet seen on chain, in
+// sequence order.
+func (r *Runtime) DumpSideEffects() (*pruntimepb.SideEffects, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := &pruntimepb.SideEffects{}
+	for _, raw := range r.st.Outbox {
+		var m chainpb.SignedMessage
+		if err := proto.Unmarshal(raw, &m); err != nil {
+			return nil, err
+		}
+		out.Messages = append(out.Messages, &m)
+	}
+	return out, nil
+}
+
+// SyncBlockchain verifies blocks in order and applies their events. It
+// stops at the first block that fails verification: the blocks before it
+// are kept, that block and the rest are not, and the error says why.
+func (r *Runtime) SyncBlockchain(blocks []*pruntimepb.SyncBlock) (*pruntimepb.SyncResponse, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.lc == nil {
+		return nil, ErrNotInitialized
+	}
+	if len(blocks) > r.cfg.MaxBatch {
+		return nil, fmt.Errorf("%w: %d blocks in one call, limit %d", ErrBadRequest, len(blocks), r.cfg.MaxBatch)
+	}
+	var accepted uint32
+	var verr error
+	for _, sb := range blocks {
+		b, err := lightclient.DecodeBlock(sb)
+		if err != nil {
+			verr = err
+			break
+		}
+		evs, err := r.lc.Ingest(b)
+		if err != nil {
+			verr = err
+			break
+		}
+		for _, ev := range evs {
+			if err := r.apply(ev); err != nil {
+				// A verified event pRuntime cannot apply is this build's
+				// fault; stop rather than diverge.
+				return nil, fmt.Errorf("apply event %d of block %d: %w", ev.Index, ev.Height, err)
+			}
+		}
+		accepted++
+	}
+	if accepted > 0 {
+		lc, err := r.lc.Marshal()
+		if err != nil {
+			return nil, err
+		}
+		r.st.LightClient = lc
+		if err := r.persist(); err != nil {
+			return nil, err
+		}
+		r.publishInfo()
+	}
+	resp := &pruntimepb.SyncResponse{Height: r.lc.Height(), Accepted: accepted}
+	if verr != nil {
+		r.log.Warn("refused a block from the host", "height", r.lc.Height()+1, "err", verr)
+		return resp, fmt.Errorf("%w: block %d: %w", ErrRefusedBlock, r.lc.Height()+1, verr)
+	}
+	return resp, nil
+}
+
+// apply acts on one verified worker event.
+func (r *Runtime) apply(ev *chainpb.WorkerEvent) error {
+	switch k := ev.Kind.(type) {
+	case *chainpb.WorkerEvent_WorkerMessage:
+		m := k.WorkerMessage
+		if r.id != nil && bytes.Equal(m.Sender, r.id.Public()) {
+			r.delivered(m.Sequence)
+		}
+		return r.onMessage(m)
+	case *chainpb.WorkerEvent_GatekeepersElected:
+		return r.onElected(k.GatekeepersElected)
+	case *chainpb.WorkerEvent_Launched:
+		if r.st.Role == RoleGenesis {
+			r.retire("the network launched")
+		}
+	case *chainpb.WorkerEvent_WorkerRetired:
+		if r.id != nil && bytes.Equal(k.WorkerRetired.Worker, r.id.Public()) {
+			r.retire("the chain retired this worker")
+		}
+	}
+	return nil
+}
+
+// delivered drops outbox messages up to seq: the chain has them.
+func (r *Runtime) delivered(seq uint64) {
+	keep := r.st.Outbox[:0]
+	for _, raw := range r.st.Outbox {
+		var m chainpb.SignedMessage
+		if proto.Unmarshal(raw, &m) == nil && m.Sequence > seq {
+			keep = append(keep, raw)
+		}
+	}
+	r.st.Outbox = keep
+}
+
+// send signs a worker message with the identity key and queues it.
+func (r *Runtime) send(wm *chainpb.WorkerMessage) error {
+	id, err := r.identity()
+	if err != nil {
+		return err
+	}
+	payload, err := proto.MarshalOptions{Deterministic: true}.Marshal(wm)
+	if err != nil {
+		return err
+	}
+	seq := r.st.NextSequence
+	pub := id.Public()
+	m := &chainpb.SignedMessage{Sender: pub, Sequence: seq, Payload: payload,
+		Signature: ed25519.Sign(id.Sign, crypto.SignedMessageBytes(r.chainID, pub, seq, payload))}
+	raw, err := proto.Marshal(m)
+	if err != nil {
+		return err
+	}
+	r.st.NextSequence++
+	r.st.Outbox = append(r.st.Outbox, raw)
+	return nil
+}
+
+// handoverInfo binds a sealed root key to its chain, round and recipient.
+func handoverInfo(chainID string, round uint64, recipient []byte) []byte {
+	b := append([]byte("phala/root-key/handover/v1\x00"), chainID...)
+	b = append(b, 0)
+	b = binary.BigEndian.AppendUint64(b, round)
+	return append(b, recipient...)
+}
+
+// onElected: the genesis worker seals the root key to each elected
+// gatekeeper's registered HPKE key.
+func (r *Runtime) onElected(e *chainpb.GatekeepersElected) error {
+	r.st.GenesisPeer = e.GenesisWorker
+	if r.st.Role != RoleGenesis || r.id == nil || !bytes.Equal(e.GenesisWorker, r.id.Public()) {
+		return nil
+	}
+	ho := &chainpb.RootKeyHandover{Round: e.Round, RootPublicKey: crypto.RootPublicKey(r.st.RootKey)}
+	for _, g := range e.Gatekeepers {
+		env, err := crypto.Seal(g.HpkeKey, handoverInfo(r.chainID, e.Round, g.SigningKey), r.st.RootKey)
+		if err != nil {
+			// The chain accepted this key at registration; an unusable one
+			// means no handover this round, and the round will expire.
+			r.log.Warn("cannot seal the root key to an elected gatekeeper", "gatekeeper", fmt.Sprintf("%X", g.SigningKey), "err", err)
+			return nil
+		}
+		ho.Keys = append(ho.Keys, &chainpb.SealedKey{Recipient: g.SigningKey, Envelope: env})
+	}
+	r.log.Info("handing the root key over", "round", e.Round, "gatekeepers", len(ho.Keys))
+	return r.send(&chainpb.WorkerMessage{Kind: &chainpb.WorkerMessage_Handover{Handover: ho}})
+}
+
+// onMessage: an elected gatekeeper opens the root key sealed to it and
+// confirms.
+func (r *Runtime) onMessage(m *chainpb.SignedMessage) error {
+	if r.id == nil || r.st.GenesisPeer == nil || !bytes.Equal(m.Sender, r.st.GenesisPeer) {
+		return nil
+	}
+	var wm chainpb.WorkerMessage
+	if proto.Unmarshal(m.Payload, &wm) != nil {
+		return nil
+	}
+	ho := wm.GetHandover()
+	if ho == nil {
+		return nil
+	}
+	me := r.id.Public()
+	for _, k := range ho.Keys {
+		if !bytes.Equal(k.Recipient, me) {
+			continue
+		}
+		root, err := r.id.HPKE.Open(k.Envelope, handoverInfo(r.chainID, ho.Round, me))
+		if err != nil {
+			r.log.Warn("a root key handover for this worker does not open", "round", ho.Round, "err", err)
+			return nil
+		}
+		if !bytes.Equal(crypto.RootPublicKey(root), ho.RootPublicKey) {
+			r.log.Warn("the handed-over root key does not match its public key", "round", ho.Round)
+			return nil
+		}
+		if r.st.RootKey == nil {
+			r.st.RootKey = root
+		}
+		r.st.Role = RoleGatekeeper
+		r.log.Info("received the root key; confirming", "round", ho.Round)
+		return r.send(&chainpb.WorkerMessage{Kind: &chainpb.WorkerMessage_Confirm{Confirm: &chainpb.GatekeeperConfirm{Round: ho.Round, RootPublicKey: ho.RootPublicKey}}})
+	}
+	return nil
+}
+
+// retire erases every secret: the root key and the identity.
+func (r *Runtime) retire(why string) {
+	clear(r.st.RootKey)
+	clear(r.st.IdentitySeed)
+	r.st.RootKey, r.st.IdentitySeed, r.id, r.st.Outbox = nil, nil, nil, nil
+	r.st.Role = RoleRetired
+	r.log.Info("retired: secrets erased", "why", why)
+}
