@@ -22,7 +22,9 @@ var DefaultSuite = Suite{
 	AEAD: hpke.AES256GCM().ID(),
 }
 
-func (s Suite) String() string { return fmt.Sprintf("kem=%#04x,kdf=%#04x,aead=%#04x", s.KEM, s.KDF, s.AEAD) }
+func (s Suite) String() string {
+	return fmt.Sprintf("kem=%#04x,kdf=%#04x,aead=%#04x", s.KEM, s.KDF, s.AEAD)
+}
 
 func (s Suite) parts() (hpke.KEM, hpke.KDF, hpke.AEAD, error) {
 	kem, err := hpke.NewKEM(s.KEM)

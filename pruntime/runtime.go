@@ -84,12 +84,12 @@ type Runtime struct {
 	log   *slog.Logger
 	store *system.SealedFile
 
-	mu       sync.Mutex
-	st       sealedState
-	id       *system.Identity // nil once retired
-	chainID  string
-	genHash  []byte
-	lc       *lightclient.Client
+	mu      sync.Mutex
+	st      sealedState
+	id      *system.Identity // nil once retired
+	chainID string
+	genHash []byte
+	lc      *lightclient.Client
 	info    *pruntimepb.InfoResponse // for Info without the lock
 	infoMu  sync.RWMutex
 }
