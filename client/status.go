@@ -1,10 +1,15 @@
 package client
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
+
+	"github.com/phala-go/phala/crypto"
 )
 
 // Validator is one member of the validator set.
@@ -25,6 +30,37 @@ type Status struct {
 	Validators  []Validator `json:"validators"`
 	AppVersion  uint64      `json:"app_version"`
 	NodeVersion string      `json:"node_version"`
+	// Launch and Workers are absent on a chain that configures no launch.
+	Launch  *LaunchStatus  `json:"launch,omitempty"`
+	Workers []WorkerStatus `json:"workers,omitempty"`
+}
+
+// LaunchStatus is the gatekeeper election's state.
+type LaunchStatus struct {
+	Round       uint64             `json:"round"`
+	Deadline    int64              `json:"deadline,omitempty"`
+	HandedOver  bool               `json:"handed_over"`
+	Gatekeepers []GatekeeperStatus `json:"gatekeepers"`
+}
+
+// GatekeeperStatus is one elected gatekeeper.
+type GatekeeperStatus struct {
+	Worker    string `json:"worker"`
+	Backing   uint64 `json:"backing"`
+	Confirmed bool   `json:"confirmed"`
+}
+
+// WorkerStatus is one registered worker.
+type WorkerStatus struct {
+	Worker      string     `json:"worker"`
+	Operator    string     `json:"operator,omitempty"`
+	Platform    string     `json:"platform"`
+	Measurement string     `json:"measurement,omitempty"`
+	Endpoint    string     `json:"endpoint,omitempty"`
+	Registered  int64      `json:"registered_height"`
+	Expires     *time.Time `json:"expires,omitempty"`
+	Genesis     bool       `json:"genesis,omitempty"`
+	Retired     bool       `json:"retired,omitempty"`
 }
 
 // Status reports height, chain id, phase and validators.
@@ -61,6 +97,39 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 		for _, v := range vals.Validators {
 			out.Validators = append(out.Validators, Validator{Address: v.Address.String(), VotingPower: v.VotingPower})
 		}
+		if err := c.workerStatus(ctx, out); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
+}
+
+func (c *Client) workerStatus(ctx context.Context, out *Status) error {
+	st, err := c.Launch(ctx)
+	if err != nil || st == nil {
+		return err
+	}
+	ls := &LaunchStatus{Round: st.Round, Deadline: st.Deadline, HandedOver: st.HandedOver}
+	for _, g := range st.Elected {
+		confirmed := slices.ContainsFunc(st.Confirmed, func(k []byte) bool { return bytes.Equal(k, g.SigningKey) })
+		ls.Gatekeepers = append(ls.Gatekeepers, GatekeeperStatus{Worker: hex.EncodeToString(g.SigningKey), Backing: g.Backing, Confirmed: confirmed})
+	}
+	out.Launch = ls
+	ws, err := c.Workers(ctx)
+	if err != nil {
+		return err
+	}
+	for _, w := range ws {
+		s := WorkerStatus{Worker: hex.EncodeToString(w.SigningKey), Platform: w.Platform, Measurement: hex.EncodeToString(w.Measurement),
+			Endpoint: w.Endpoint, Registered: w.RegisteredHeight, Genesis: w.Genesis, Retired: w.Retired}
+		if a, err := crypto.AddressFromBytes(w.Operator); err == nil {
+			s.Operator = a.String()
+		}
+		if w.ExpiresAt != 0 {
+			t := time.Unix(w.ExpiresAt, 0).UTC()
+			s.Expires = &t
+		}
+		out.Workers = append(out.Workers, s)
+	}
+	return nil
 }

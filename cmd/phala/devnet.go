@@ -25,14 +25,23 @@ func devnetCmd(g *globals) *cobra.Command {
 		reset     bool
 		noDemo    bool
 		quiet     bool
+		noWorkers bool
 	)
 	cmd := &cobra.Command{
 		Use:   "devnet",
-		Short: "Run a whole network in this process (one validator, funded accounts alice and bob)",
-		Long: `Run a single-validator Phala-Go network in this process. On first start it creates
-HOME with a genesis, the keyring (alice and bob, each funded with 1,000,000 PHA) and
-endpoints.json; later starts resume from HOME. It sends a demo transfer from alice to
-bob, then prints each block until interrupted.`,
+		Short: "Run a whole network in this process: a validator, the attestation service and six workers that launch it",
+		Long: `Run a Phala-Go network in this process: one CometBFT validator, the simulated
+remote attestation service, and six workers (each a pRuntime on its own simulated
+CPU, serving its host over a Unix socket): the genesis node, three gatekeeper
+candidates and two miners. The network launches by itself: the workers register
+with attested identities, the candidates stake, three gatekeepers are elected,
+the genesis node hands them the root key and retires.
+
+On first start it creates HOME with a genesis, the keyring (alice and bob, each
+funded with 1,000,000 PHA, plus one operator account per worker) and
+endpoints.json; later starts resume from HOME. It sends a demo transfer from
+alice to bob, follows the launch, then prints each block until interrupted.
+Pass --no-workers for the chain alone.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
@@ -42,7 +51,11 @@ bob, then prints each block until interrupted.`,
 				}
 			}
 			ctx := cmd.Context()
-			net, err := devnet.Start(ctx, devnet.Config{Home: g.home, BasePort: basePort, BlockTime: blockTime})
+			dc := devnet.Config{Home: g.home, BasePort: basePort, BlockTime: blockTime}
+			if !noWorkers {
+				dc.Workers = devnet.DefaultWorkers()
+			}
+			net, err := devnet.Start(ctx, dc)
 			if err != nil {
 				return err
 			}
@@ -52,6 +65,13 @@ bob, then prints each block until interrupted.`,
 			fmt.Fprintf(out, "Phala-Go devnet %q is running (home %s)\n", e.ChainID, g.home)
 			fmt.Fprintf(out, "  CometBFT RPC  %s\n  P2P           %s\n  Metrics       %s\n  Endpoints     %s\n  Keyring       %s\n  Logs          %s\n\n",
 				n.RPC, n.P2P, n.Metrics, devnet.EndpointsFile(g.home), e.Keyring, filepath.Join(g.home, "node.log"))
+			if e.Attest != "" {
+				fmt.Fprintf(out, "  Attestation   %s\n", e.Attest)
+				for _, w := range e.Workers {
+					fmt.Fprintf(out, "  %-13s %s (%s)\n", w.Name, w.PRuntime, w.Role)
+				}
+				fmt.Fprintln(out)
+			}
 			if err := net.WaitHeight(ctx, net.Node.App().Height()+1); err != nil {
 				return err
 			}
@@ -61,6 +81,11 @@ bob, then prints each block until interrupted.`,
 			if !noDemo {
 				if err := demoTransfer(ctx, out, net); err != nil {
 					return fmt.Errorf("demo transfer: %w", err)
+				}
+			}
+			if net.Workers != nil {
+				if err := followLaunch(ctx, out, net); err != nil {
+					return err
 				}
 			}
 			self := os.Args[0]
@@ -78,6 +103,7 @@ bob, then prints each block until interrupted.`,
 	cmd.Flags().BoolVar(&reset, "reset", false, "delete HOME's network first and start a fresh chain")
 	cmd.Flags().BoolVar(&noDemo, "no-demo", false, "skip the demo transfer")
 	cmd.Flags().BoolVar(&quiet, "quiet", false, "do not print each block")
+	cmd.Flags().BoolVar(&noWorkers, "no-workers", false, "a new devnet runs the chain alone: no attestation service, workers or launch")
 	return cmd
 }
 
@@ -103,7 +129,7 @@ func printBalances(ctx context.Context, out io.Writer, net *devnet.Network) erro
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "  %-6s %s  %s\n", k.Name, k.Address, bank.FormatAmount(acc.Balance))
+		fmt.Fprintf(out, "  %-12s %s  %s\n", k.Name, k.Address, bank.FormatAmount(acc.Balance))
 	}
 	return nil
 }
@@ -144,6 +170,61 @@ func followBlocks(ctx context.Context, out io.Writer, net *devnet.Network, quiet
 			}
 			b := msg.Data().(types.EventDataNewBlock).Block
 			fmt.Fprintf(out, "block %-6d %3d txs  app hash %s\n", b.Height, len(b.Txs), shortHex(fmt.Sprintf("%X", []byte(b.AppHash))))
+		}
+	}
+}
+
+// followLaunch prints the launch's progress until the network is launched.
+func followLaunch(ctx context.Context, out io.Writer, net *devnet.Network) error {
+	fmt.Fprintln(out, "\nLaunch (paper section 4.4):")
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	var lastRegistered int
+	var lastRound uint64
+	var handedOver bool
+	var confirmed int
+	for {
+		st, err := net.Client.Launch(ctx)
+		if err != nil {
+			return err
+		}
+		ws, err := net.Client.Workers(ctx)
+		if err != nil {
+			return err
+		}
+		if len(ws) > lastRegistered {
+			for _, w := range ws[lastRegistered:] {
+				if !w.Genesis {
+					fmt.Fprintf(out, "  block %-5d worker %s registered (%s, measurement %s)\n", w.RegisteredHeight, shortHex(fmt.Sprintf("%x", w.SigningKey)), w.Platform, shortHex(fmt.Sprintf("%x", w.Measurement)))
+				}
+			}
+			lastRegistered = len(ws)
+		}
+		if st.Round > lastRound && len(st.Elected) > 0 {
+			fmt.Fprintf(out, "  round %d: %d gatekeepers elected by stake (sequential Phragmen); they must confirm by block %d\n", st.Round, len(st.Elected), st.Deadline)
+			lastRound, handedOver, confirmed = st.Round, false, 0
+		}
+		if st.HandedOver && !handedOver {
+			fmt.Fprintln(out, "  the genesis node sealed the root key to each gatekeeper")
+			handedOver = true
+		}
+		if len(st.Confirmed) > confirmed {
+			confirmed = len(st.Confirmed)
+			fmt.Fprintf(out, "  %d of %d gatekeepers confirmed they hold the root key\n", confirmed, len(st.Elected))
+		}
+		if st.Phase == "launched" {
+			h, _ := net.Client.Status(ctx)
+			height := int64(0)
+			if h != nil {
+				height = h.Height
+			}
+			fmt.Fprintf(out, "  launched (height %d): the genesis node is retired and has erased its secrets\n", height)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the launch did not complete (phase %s); see %s", st.Phase, filepath.Join(net.Config.Home, "node.log"))
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }

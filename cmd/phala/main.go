@@ -74,6 +74,8 @@ func newRoot() *cobra.Command {
 		queryCmd(g),
 		statusCmd(g),
 		attestdCmd(g),
+		pruntimeCmd(g),
+		hostCmd(g),
 	)
 	return root
 }

@@ -129,7 +129,7 @@ func queryCmd(g *globals) *cobra.Command {
 func statusCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
-		Short: "Show the network's height, chain id, phase and validators",
+		Short: "Show the network's height, chain id, phase, validators, gatekeepers and workers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := client.New(g.nodeAddr())
@@ -146,7 +146,42 @@ func statusCmd(g *globals) *cobra.Command {
 				for _, v := range st.Validators {
 					fmt.Fprintf(w, "  %s\tpower %d\n", v.Address, v.VotingPower)
 				}
+				printWorkers(w, st)
 			})
 		},
+	}
+}
+
+func printWorkers(w io.Writer, st *client.Status) {
+	if st.Launch != nil {
+		fmt.Fprintf(w, "gatekeepers:\t%d (election round %d", len(st.Launch.Gatekeepers), st.Launch.Round)
+		if st.Phase != "launched" && st.Launch.Deadline > 0 {
+			fmt.Fprintf(w, ", confirm by block %d", st.Launch.Deadline)
+		}
+		fmt.Fprintln(w, ")")
+		for _, g := range st.Launch.Gatekeepers {
+			state := "awaiting the root key"
+			if g.Confirmed {
+				state = "holds the root key"
+			}
+			fmt.Fprintf(w, "  %s\tbacking %s\t%s\n", shortHex(g.Worker), bank.FormatAmount(g.Backing), state)
+		}
+	}
+	if len(st.Workers) > 0 {
+		fmt.Fprintf(w, "workers:\t%d\n", len(st.Workers))
+	}
+	for _, wk := range st.Workers {
+		expiry := "never"
+		if wk.Expires != nil {
+			expiry = wk.Expires.Format("2006-01-02 15:04 MST")
+		}
+		note := ""
+		switch {
+		case wk.Retired:
+			note = "\tretired"
+		case wk.Genesis:
+			note = "\tgenesis"
+		}
+		fmt.Fprintf(w, "  %s\t%s\tmeasurement %s\texpires %s%s\n", shortHex(wk.Worker), wk.Platform, shortHex(wk.Measurement), expiry, note)
 	}
 }
