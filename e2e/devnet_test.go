@@ -14,7 +14,8 @@ import (
 
 // TestDevnetShowsBlocksBalancesAndATransfer is the newcomer's first command:
 // `phala devnet` starts a network, prints its endpoints, the dev accounts'
-// balances, a demo transfer going through, and blocks.
+// balances, a demo transfer going through, the launch completing by itself,
+// and blocks.
 func TestDevnetShowsBlocksBalancesAndATransfer(t *testing.T) {
 	home := t.TempDir()
 	base := testutil.FreePorts(t, 3)
@@ -24,9 +25,14 @@ func TestDevnetShowsBlocksBalancesAndATransfer(t *testing.T) {
 	out := dn.output()
 	for _, want := range []string{
 		"CometBFT RPC  http://127.0.0.1:" + strconv.Itoa(base),
-		"alice  phala1", "1000000 PHA",
+		"alice        phala1", "1000000 PHA",
 		"Demo: alice sends 1 PHA to bob ... committed in block",
 		"1000001 PHA",
+		"Attestation   http://127.0.0.1:",
+		"3 gatekeepers elected by stake",
+		"the genesis node sealed the root key to each gatekeeper",
+		"3 of 3 gatekeepers confirmed they hold the root key",
+		"launched (height",
 	} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("devnet output lacks %q:\n%s", want, out)
@@ -58,12 +64,37 @@ func TestCLIUseAndRefusals(t *testing.T) {
 		Height     int64  `json:"height"`
 		Phase      string `json:"phase"`
 		Validators []any  `json:"validators"`
+		Launch     struct {
+			Gatekeepers []struct{ Confirmed bool }
+		}
+		Workers []struct {
+			Platform string
+			Retired  bool
+			Expires  *time.Time
+		}
 	}
 	if err := json.Unmarshal([]byte(mustRun(t, args("status", "-o", "json")...)), &st); err != nil {
 		t.Fatal(err)
 	}
-	if st.ChainID != "phala-devnet" || st.Height < 1 || st.Phase != "pre-launch" || len(st.Validators) != 1 {
+	if st.ChainID != "phala-devnet" || st.Height < 1 || st.Phase != "launched" || len(st.Validators) != 1 || len(st.Launch.Gatekeepers) != 3 || len(st.Workers) != 6 {
 		t.Fatalf("status = %+v", st)
+	}
+	for _, g := range st.Launch.Gatekeepers {
+		if !g.Confirmed {
+			t.Fatalf("launched with an unconfirmed gatekeeper: %+v", st.Launch)
+		}
+	}
+	// The genesis worker is retired; the five others are attested sim workers that expire.
+	if w := st.Workers[0]; !w.Retired || w.Expires != nil {
+		t.Fatalf("genesis worker %+v", w)
+	}
+	for _, w := range st.Workers[1:] {
+		if w.Platform != "sim" || w.Retired || w.Expires == nil {
+			t.Fatalf("worker %+v", w)
+		}
+	}
+	if out := mustRun(t, args("status")...); !strings.Contains(out, "holds the root key") || !strings.Contains(out, "retired") {
+		t.Fatalf("status:\n%s", out)
 	}
 
 	var key struct{ Address string }
