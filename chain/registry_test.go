@@ -38,7 +38,10 @@ type attestFixture struct {
 
 var genesisTime = time.Unix(1_700_000_000, 0)
 
-func newAttestFixture(t *testing.T) *attestFixture {
+func newAttestFixture(t *testing.T) *attestFixture { return newAttestFixtureWith(t, nil) }
+
+// newAttestFixtureWith lets tune adjust the genesis.
+func newAttestFixtureWith(t *testing.T, tune func(*Genesis)) *attestFixture {
 	t.Helper()
 	cpu, err := sim.OpenCPU(t.TempDir())
 	if err != nil {
@@ -59,6 +62,9 @@ func newAttestFixture(t *testing.T) *attestFixture {
 	h.gen.Registry.Params.Governance = addr(h.keys["alice"]).String()
 	h.gen.Registry.Params.AttestationServices = []string{hex.EncodeToString(svcKey.Public().(ed25519.PublicKey))}
 	h.gen.Registry.Measurements = []registry.Measurement{{Platform: "sim", Measurement: hex.EncodeToString(f.platform.Measurement())}}
+	if tune != nil {
+		tune(&h.gen)
+	}
 	h.open()
 	raw, err := jsonMarshal(h.gen)
 	if err != nil {
