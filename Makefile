@@ -11,7 +11,7 @@ devnet:
 test:
 	$(GO) vet ./...
 	$(GO) test -timeout 30m ./...
-	$(GO) test -race -timeout 10m ./chain/... ./proof/ ./crypto/
+	$(GO) test -race -timeout 10m ./chain/... ./proof/ ./crypto/ ./pruntime/...
 
 build:
 	$(GO) build -o bin/phala ./cmd/phala
@@ -31,9 +31,17 @@ fuzz:
 	$(GO) test ./attest -run '^$$' -fuzz '^FuzzVerifyEvidence$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./attest -run '^$$' -fuzz '^FuzzServeReport$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./attest -run '^$$' -fuzz '^FuzzClientResponse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./crypto -run '^$$' -fuzz '^FuzzHPKEOpen$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./chain/registry -run '^$$' -fuzz '^FuzzDecodeWorkerInfo$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./chain/mq -run '^$$' -fuzz '^FuzzValidateSigned$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./chain/staking -run '^$$' -fuzz '^FuzzSeqPhragmen$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./pruntime/system -run '^$$' -fuzz '^FuzzSealedOpen$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./pruntime/lightclient -run '^$$' -fuzz '^FuzzIngest$$' -fuzztime $(FUZZTIME)
 
 # Regenerate protobuf code (committed; CI does not need protoc).
 # Needs: apt-get install protobuf-compiler; go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.5
+# and google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
 proto:
 	protoc -I proto --go_out=. --go_opt=module=github.com/phala-go/phala proto/phala/chain/v1/*.proto
 	protoc -I proto --go_out=. --go_opt=module=github.com/phala-go/phala proto/phala/tee/v1/*.proto
+	protoc -I proto --go_out=. --go_opt=module=github.com/phala-go/phala --go-grpc_out=. --go-grpc_opt=module=github.com/phala-go/phala proto/phala/pruntime/v1/*.proto
