@@ -34,10 +34,10 @@ type SyncBlock struct {
 	// /commit?height=h returns).
 	SignedHeader []byte `protobuf:"bytes,1,opt,name=signed_header,json=signedHeader,proto3" json:"signed_header,omitempty"`
 	// validators is a cometbft.types.v1.ValidatorSet in wire encoding: the
-	// validator set of block h. Empty when it is the set the previous header
-	// named as its next validators and the one pRuntime already trusts, i.e.
-	// the host sends it only on a change (and for no block but the first
-	// change; sending an unchanged set is allowed).
+	// validator set of block h. Empty when pRuntime already knows it: for the
+	// chain's first block (the genesis set), and when header h-1 named its own
+	// set as next. So the host sends it with the first block a new set signs.
+	// A set sent when not needed is allowed, but must still be block h's.
 	Validators []byte `protobuf:"bytes,2,opt,name=validators,proto3" json:"validators,omitempty"`
 	// event_log is block h-1's worker event log. Absent for the chain's first
 	// block, which has no predecessor; required otherwise.

@@ -5,8 +5,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	lc "github.com/phala-go/phala/pruntime/lightclient"
 	"github.com/phala-go/phala/proto/pruntimepb"
+	lc "github.com/phala-go/phala/pruntime/lightclient"
 )
 
 const benchBlocks = 1000

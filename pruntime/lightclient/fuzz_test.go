@@ -8,8 +8,8 @@ import (
 	"github.com/cometbft/cometbft/types"
 	"google.golang.org/protobuf/proto"
 
-	lc "github.com/phala-go/phala/pruntime/lightclient"
 	"github.com/phala-go/phala/proto/pruntimepb"
+	lc "github.com/phala-go/phala/pruntime/lightclient"
 )
 
 // FuzzIngest feeds arbitrary bytes, as a hostile host would send them, as

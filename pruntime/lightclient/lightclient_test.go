@@ -513,3 +513,42 @@ func TestConfig(t *testing.T) {
 		t.Fatal("genesis without validators accepted")
 	}
 }
+
+// TestConcurrentReads reads the client while it ingests: readers see whole
+// states (run with -race).
+func TestConcurrentReads(t *testing.T) {
+	c := newSimChain(t, "sim-concurrent", 4)
+	c.grow(40)
+	cl := c.synced(0)
+	done := make(chan struct{})
+	errs := make(chan error, 1)
+	go func() {
+		defer close(errs)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			h := cl.Height()
+			hdr := cl.Header()
+			if hdr != nil && hdr.Height < h {
+				errs <- errors.New("header older than the height read before it")
+				return
+			}
+			if _, err := cl.Marshal(); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	for h := int64(1); h <= 40; h++ {
+		if _, err := cl.Ingest(c.blocks[h]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+}
