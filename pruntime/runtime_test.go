@@ -128,8 +128,11 @@ func TestMaliciousHostIsRefused(t *testing.T) {
 	minority := enc(good)
 	minority.SignedHeader = minority.SignedHeader[:len(minority.SignedHeader)-3]
 	for name, bad := range map[string]*pruntimepb.SyncBlock{
-		"forged event":    withLog(func(l *chainpb.EventLog) { l.Events = append(l.Events, forged) }),
-		"altered event":   withLog(func(l *chainpb.EventLog) { l.Events[1] = bytes.Clone(l.Events[1]); l.Events[1][len(l.Events[1])-1] ^= 1 }),
+		"forged event": withLog(func(l *chainpb.EventLog) { l.Events = append(l.Events, forged) }),
+		"altered event": withLog(func(l *chainpb.EventLog) {
+			l.Events[1] = bytes.Clone(l.Events[1])
+			l.Events[1][len(l.Events[1])-1] ^= 1
+		}),
 		"reordered":       withLog(func(l *chainpb.EventLog) { l.Events[0], l.Events[1] = l.Events[1], l.Events[0] }),
 		"dropped event":   withLog(func(l *chainpb.EventLog) { l.Events = l.Events[:1] }),
 		"skipped block":   skipped,
