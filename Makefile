@@ -19,6 +19,7 @@ build:
 # Benchmarks print figures as ratios against a baseline run in the same process.
 bench:
 	$(GO) run ./bench/chainbench
+	$(GO) run ./bench/syncbench
 
 # Each fuzz target for a while (FUZZTIME, default 30s).
 FUZZTIME ?= 30s
