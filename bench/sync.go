@@ -76,7 +76,8 @@ type SyncConfig struct {
 	// Dir holds the recorded chain's nodes and the runtimes' data.
 	// Default: a temporary directory.
 	Dir string
-	// BasePort for the validators' listeners (each takes 10). Default 39100.
+	// BasePort for the validators' listeners (each takes 10). Default 29100,
+	// below Linux's ephemeral ports, which outgoing connections take.
 	BasePort int
 	// ChainFile, if set, is where the recorded chain is kept: loaded if it
 	// exists (and holds at least Blocks blocks), else recorded and saved.
@@ -111,7 +112,7 @@ func (c *SyncConfig) defaults() {
 		c.Rounds = 5
 	}
 	if c.BasePort == 0 {
-		c.BasePort = 39100
+		c.BasePort = 29100
 	}
 	if c.Log == nil {
 		c.Log = func(string, ...any) {}
@@ -151,8 +152,10 @@ func (rc *RecordedChain) Bytes() int {
 
 // SyncResult is one ingest of the recorded chain.
 type SyncResult struct {
-	Name     string
-	Blocks   int
+	Name   string
+	Blocks int
+	// Events is how many worker events the blocks carried (the baseline
+	// counts those it applied; pRuntime does not report a count).
 	Events   int
 	Height   int64 // the height the ingest ended at
 	Duration time.Duration

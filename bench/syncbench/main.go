@@ -26,7 +26,7 @@ func main() {
 	flag.DurationVar(&c.BlockTime, "block-time", 5*time.Millisecond, "CometBFT timeout_commit while recording")
 	flag.IntVar(&c.Fetchers, "fetchers", 8, "goroutines fetching sync blocks from the node")
 	flag.BoolVar(&c.GRPC, "grpc", true, "also measure the verified ingest through pRuntime's gRPC API on a Unix socket")
-	flag.IntVar(&c.BasePort, "base-port", 39100, "first port of the validators' listeners (10 each)")
+	flag.IntVar(&c.BasePort, "base-port", 29100, "first port of the validators' listeners (10 each)")
 	flag.StringVar(&c.Dir, "dir", "", "directory for the recorded chain's nodes and the runtimes' data (default: the system temporary directory)")
 	flag.StringVar(&c.ChainFile, "chain", "", "keep the recorded chain in this file: load it if present, else record and save it")
 	flag.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of one extra verified ingest (run after the rounds, not counted) here")
