@@ -9,10 +9,6 @@
 package attest
 
 import (
-	"bytes"
-	"fmt"
-
-	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -44,29 +40,8 @@ func reportMessage(report []byte) []byte {
 	return append([]byte(reportDomain), report...)
 }
 
+// canonical encodes reports and evidence the one way strictpb.Decode accepts.
 var canonical = proto.MarshalOptions{Deterministic: true}
-
-// decodeStrict unmarshals raw into m and accepts it only if it has no
-// unknown field and raw is exactly m's deterministic encoding: each field
-// once, in field order, minimal varints, no field holding its zero value.
-// Evidence therefore has one byte representation, and its hash identifies it.
-func decodeStrict(raw []byte, m proto.Message) error {
-	if err := proto.Unmarshal(raw, m); err != nil {
-		return err
-	}
-	if u := m.ProtoReflect().GetUnknown(); len(u) > 0 {
-		n, _, _ := protowire.ConsumeTag(u)
-		return fmt.Errorf("unknown field %d", n)
-	}
-	canon, err := canonical.Marshal(m)
-	if err != nil {
-		return err
-	}
-	if !bytes.Equal(canon, raw) {
-		return fmt.Errorf("not canonically encoded (each field once, in field order, no empty field)")
-	}
-	return nil
-}
 
 // isReportID reports whether s is 32 lowercase hex digits.
 func isReportID(s string) bool {

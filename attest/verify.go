@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/phala-go/phala/internal/strictpb"
 	"github.com/phala-go/phala/proto/teepb"
 	"github.com/phala-go/phala/tee"
 	"github.com/phala-go/phala/tee/sim"
@@ -120,7 +121,7 @@ func DecodeEvidence(evidence []byte, serviceKeys []ed25519.PublicKey) (*Report, 
 		return nil, fmt.Errorf("%w: evidence is %d bytes, limit is %d", tee.ErrMalformed, len(evidence), MaxEvidenceSize)
 	}
 	var sr teepb.SignedReport
-	if err := decodeStrict(evidence, &sr); err != nil {
+	if err := strictpb.Decode(evidence, &sr); err != nil {
 		return nil, fmt.Errorf("%w: evidence is not a SignedReport: %v", tee.ErrMalformed, err)
 	}
 	if len(sr.Signature) != ed25519.SignatureSize {
@@ -143,7 +144,7 @@ func DecodeEvidence(evidence []byte, serviceKeys []ed25519.PublicKey) (*Report, 
 // decodeReport decodes and checks the shape of an AttestationReport.
 func decodeReport(raw []byte) (*Report, error) {
 	var ar teepb.AttestationReport
-	if err := decodeStrict(raw, &ar); err != nil {
+	if err := strictpb.Decode(raw, &ar); err != nil {
 		return nil, fmt.Errorf("%w: report: %v", tee.ErrMalformed, err)
 	}
 	if ar.Version != ReportVersion {

@@ -457,8 +457,11 @@ feed:
 		if bytes.Equal(valHashes[i], valHashes[i-1]) {
 			continue
 		}
-		b, err := cl.SyncBlock(ctx, int64(i+1), true)
+		b, err := lightclient.DecodeBlock(blocks[i])
 		if err != nil {
+			return nil, err
+		}
+		if b.Validators, err = cl.ValidatorSet(ctx, int64(i+1)); err != nil {
 			return nil, err
 		}
 		if blocks[i], err = lightclient.EncodeBlock(b); err != nil {

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/phala-go/phala/chain"
+	"github.com/phala-go/phala/chain/registry"
 	"github.com/phala-go/phala/chain/staking"
 	"github.com/phala-go/phala/proto/chainpb"
 	"github.com/phala-go/phala/pruntime/lightclient"
@@ -21,7 +22,7 @@ func (c *Client) Worker(ctx context.Context, key []byte) (*chainpb.Worker, error
 		return nil, unreachable(err)
 	}
 	r := res.Response
-	if r.Codespace == "registry" && r.Code == 14 {
+	if r.Codespace == registry.Codespace && r.Code == registry.ErrUnknownWorker.Code {
 		return nil, nil
 	}
 	if r.Code != 0 {
@@ -75,6 +76,22 @@ func (c *Client) SelfStake(ctx context.Context, worker []byte) (uint64, error) {
 	return binary.BigEndian.Uint64(r.Value), nil
 }
 
+// ValidatorSet fetches block h's whole validator set, every page of it.
+func (c *Client) ValidatorSet(ctx context.Context, h int64) (*types.ValidatorSet, error) {
+	var vals []*types.Validator
+	for page := 1; ; page++ {
+		perPage := 100
+		res, err := c.rpc.Validators(ctx, &h, &page, &perPage)
+		if err != nil {
+			return nil, fmt.Errorf("validators at %d: %w", h, unreachable(err))
+		}
+		vals = append(vals, res.Validators...)
+		if len(vals) >= res.Total || len(res.Validators) == 0 {
+			return types.NewValidatorSet(vals), nil
+		}
+	}
+}
+
 // SyncBlock fetches what a pRuntime needs to verify block h: its signed
 // header, its validator set if withValidators, and block h-1's event log.
 // Nothing here is trusted; pRuntime verifies it all.
@@ -86,19 +103,9 @@ func (c *Client) SyncBlock(ctx context.Context, h int64, withValidators bool) (l
 	}
 	b.SignedHeader = &cm.SignedHeader
 	if withValidators {
-		var vals []*types.Validator
-		for page := 1; ; page++ {
-			perPage := 100
-			res, err := c.rpc.Validators(ctx, &h, &page, &perPage)
-			if err != nil {
-				return b, fmt.Errorf("validators at %d: %w", h, unreachable(err))
-			}
-			vals = append(vals, res.Validators...)
-			if len(vals) >= res.Total || len(res.Validators) == 0 {
-				break
-			}
+		if b.Validators, err = c.ValidatorSet(ctx, h); err != nil {
+			return b, err
 		}
-		b.Validators = types.NewValidatorSet(vals)
 	}
 	if h > 1 {
 		if b.EventLog, err = c.EventLog(ctx, h-1); err != nil {

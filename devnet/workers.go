@@ -23,6 +23,7 @@ import (
 	"github.com/phala-go/phala/keyring"
 	"github.com/phala-go/phala/proto/chainpb"
 	"github.com/phala-go/phala/pruntime"
+	"github.com/phala-go/phala/tee"
 	"github.com/phala-go/phala/tee/sim"
 )
 
@@ -135,12 +136,14 @@ func startWorkers(ctx context.Context, home, attestAddr, rpc string, genesis []b
 		return nil, err
 	}
 	var cpus []ed25519.PublicKey
-	for _, w := range specs {
-		cpu, _, err := platform(home, w.Name)
+	platforms := make([]tee.Platform, len(specs))
+	for i, w := range specs {
+		cpu, m, err := platform(home, w.Name)
 		if err != nil {
 			return nil, err
 		}
 		cpus = append(cpus, cpu.PublicKey())
+		platforms[i] = sim.New(cpu, m)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	ws := &Workers{Runtimes: map[string]*pruntime.Runtime{}, cancel: cancel}
@@ -149,8 +152,8 @@ func startWorkers(ctx context.Context, home, attestAddr, rpc string, genesis []b
 		cancel()
 		return nil, fmt.Errorf("attestation service: %w", err)
 	}
-	for _, w := range specs {
-		if err := ws.startWorker(ctx, home, rpc, genesis, kr, w, logger.With("worker", w.Name)); err != nil {
+	for i, w := range specs {
+		if err := ws.startWorker(ctx, home, rpc, genesis, kr, w, platforms[i], logger.With("worker", w.Name)); err != nil {
 			ws.Stop()
 			return nil, fmt.Errorf("worker %s: %w", w.Name, err)
 		}
@@ -158,12 +161,8 @@ func startWorkers(ctx context.Context, home, attestAddr, rpc string, genesis []b
 	return ws, nil
 }
 
-func (ws *Workers) startWorker(ctx context.Context, home, rpc string, genesis []byte, kr *keyring.Keyring, w WorkerSpec, logger *slog.Logger) error {
-	cpu, m, err := platform(home, w.Name)
-	if err != nil {
-		return err
-	}
-	rt, err := pruntime.New(pruntime.Config{Platform: sim.New(cpu, m), DataDir: pruntimeDir(home, w.Name), Logger: logger.With("part", "pruntime")})
+func (ws *Workers) startWorker(ctx context.Context, home, rpc string, genesis []byte, kr *keyring.Keyring, w WorkerSpec, p tee.Platform, logger *slog.Logger) error {
+	rt, err := pruntime.New(pruntime.Config{Platform: p, DataDir: pruntimeDir(home, w.Name), Logger: logger.With("part", "pruntime")})
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -190,13 +191,10 @@ func (h *Host) sync(ctx context.Context, from int64) (busy bool, err error) {
 		if err != nil {
 			return false, err
 		}
-		if h.lastVals != nil && string(b.SignedHeader.ValidatorsHash) != string(h.lastVals) {
-			if b, err = h.cfg.Chain.SyncBlock(ctx, ht, true); err != nil {
+		if b.Validators == nil && !bytes.Equal(b.SignedHeader.ValidatorsHash, h.lastVals) {
+			if b.Validators, err = h.cfg.Chain.ValidatorSet(ctx, ht); err != nil {
 				return false, err
 			}
-		}
-		if ht == 1 {
-			b.Validators = nil // pRuntime trusts its genesis set for block 1
 		}
 		sb, err := lightclient.EncodeBlock(b)
 		if err != nil {
@@ -227,6 +225,11 @@ func (h *Host) relay(ctx context.Context) error {
 	next, err := h.cfg.Chain.NextSequence(ctx, h.key)
 	if err != nil {
 		return err
+	}
+	for seq := range h.sentAt {
+		if seq < next {
+			delete(h.sentAt, seq)
+		}
 	}
 	for _, m := range fx.Messages {
 		if m.Sequence < next {

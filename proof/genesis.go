@@ -20,7 +20,6 @@ type GenesisValidator struct {
 // genesis document it was initialised with; a worker's registration commits
 // to it, so a pRuntime fed another chain's genesis cannot register here.
 func GenesisHash(chainID string, initialHeight int64, genesisTime time.Time, vals []GenesisValidator, appState []byte) []byte {
-	h := sha256.New()
 	var b []byte
 	b = append(b, "phala/genesis/v1\x00"...)
 	b = appendBytes(b, []byte(chainID))
@@ -35,8 +34,8 @@ func GenesisHash(chainID string, initialHeight int64, genesisTime time.Time, val
 	}
 	app := sha256.Sum256(appState)
 	b = append(b, app[:]...)
-	h.Write(b)
-	return h.Sum(nil)
+	sum := sha256.Sum256(b)
+	return sum[:]
 }
 
 func appendBytes(b, v []byte) []byte {

@@ -8,9 +8,9 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/phala-go/phala/crypto"
+	"github.com/phala-go/phala/internal/strictpb"
 	"github.com/phala-go/phala/proto/chainpb"
 )
 
@@ -88,7 +88,7 @@ func DecodeHashed(raw []byte, hash [32]byte, maxBytes int) (*Tx, error) {
 	// The body's own unknown fields were refused above; look inside its
 	// message, the only message-typed field it has.
 	bm := body.ProtoReflect()
-	if path, n, ok := unknownField(bm.Get(bm.WhichOneof(msgOneof)).Message()); ok {
+	if path, n, ok := strictpb.UnknownField(bm.Get(bm.WhichOneof(msgOneof)).Message()); ok {
 		return nil, ErrMalformedTx.Wrapf("%s has unknown field %d", path, n)
 	}
 	if body.Fee < 0 {
@@ -113,21 +113,6 @@ var (
 	canonical = proto.MarshalOptions{Deterministic: true}
 	msgOneof  = (&chainpb.TxBody{}).ProtoReflect().Descriptor().Oneofs().ByName("msg")
 )
-
-// unknownField finds a field this build does not know anywhere inside m.
-func unknownField(m protoreflect.Message) (path string, n protowire.Number, found bool) {
-	if u := m.GetUnknown(); len(u) > 0 {
-		return string(m.Descriptor().Name()), firstFieldNum(u), true
-	}
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if fd.Message() == nil || fd.IsList() || fd.IsMap() {
-			return true
-		}
-		path, n, found = unknownField(v.Message())
-		return !found
-	})
-	return path, n, found
-}
 
 // firstFieldNum reports the field number of the first unknown field.
 func firstFieldNum(unknown []byte) protowire.Number {

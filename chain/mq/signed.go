@@ -5,10 +5,9 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/phala-go/phala/chain/store"
 	"github.com/phala-go/phala/crypto"
+	"github.com/phala-go/phala/internal/strictpb"
 	"github.com/phala-go/phala/proto/chainpb"
 )
 
@@ -51,10 +50,10 @@ func ValidateSigned(chainID string, m *chainpb.SignedMessage) (*chainpb.WorkerMe
 // DecodeWorkerMessage decodes a signed message's payload strictly.
 func DecodeWorkerMessage(b []byte) (*chainpb.WorkerMessage, error) {
 	var wm chainpb.WorkerMessage
-	if err := proto.Unmarshal(b, &wm); err != nil {
+	if err := strictpb.Decode(b, &wm); err != nil {
 		return nil, ErrBadPayload.Wrapf("%v", err)
 	}
-	if wm.Kind == nil || len(wm.ProtoReflect().GetUnknown()) > 0 {
+	if wm.Kind == nil {
 		return nil, ErrBadPayload.Wrapf("the payload is no worker message this chain knows; upgrade the node")
 	}
 	return &wm, nil

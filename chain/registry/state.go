@@ -14,6 +14,7 @@ import (
 	"github.com/phala-go/phala/chain/mq"
 	"github.com/phala-go/phala/chain/store"
 	"github.com/phala-go/phala/crypto"
+	"github.com/phala-go/phala/internal/strictpb"
 	"github.com/phala-go/phala/proto/chainpb"
 	"github.com/phala-go/phala/tee"
 )
@@ -261,15 +262,12 @@ func ValidateRegister(m *chainpb.MsgRegisterWorker) (*chainpb.WorkerInfo, error)
 	return info, nil
 }
 
-// DecodeWorkerInfo decodes registration info strictly: unknown fields, bad
-// key sizes and oversize endpoints are refused.
+// DecodeWorkerInfo decodes registration info strictly (strictpb): unknown
+// fields, other encodings, bad key sizes and oversize endpoints are refused.
 func DecodeWorkerInfo(b []byte) (*chainpb.WorkerInfo, error) {
 	var info chainpb.WorkerInfo
-	if err := proto.Unmarshal(b, &info); err != nil {
+	if err := strictpb.Decode(b, &info); err != nil {
 		return nil, ErrMalformed.Wrapf("worker info: %v", err)
-	}
-	if len(info.ProtoReflect().GetUnknown()) > 0 {
-		return nil, ErrMalformed.Wrapf("worker info has fields this chain does not know")
 	}
 	if err := checkKeys(info.SigningKey, info.HpkeKey); err != nil {
 		return nil, err

@@ -1,13 +1,10 @@
 package sim
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"fmt"
 
-	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
-
+	"github.com/phala-go/phala/internal/strictpb"
 	"github.com/phala-go/phala/proto/teepb"
 	"github.com/phala-go/phala/tee"
 )
@@ -45,7 +42,7 @@ func VerifyQuote(raw []byte) (*Quote, error) {
 		return nil, fmt.Errorf("%w: quote is %d bytes, limit is %d", tee.ErrMalformed, len(raw), MaxQuoteSize)
 	}
 	var q teepb.SimQuote
-	if err := decodeStrict(raw, &q); err != nil {
+	if err := strictpb.Decode(raw, &q); err != nil {
 		return nil, fmt.Errorf("%w: quote: %v", tee.ErrMalformed, err)
 	}
 	if q.Version != QuoteVersion {
@@ -77,25 +74,4 @@ func VerifyQuote(raw []byte) (*Quote, error) {
 	out := &Quote{CPU: q.CpuKey, Measurement: q.Measurement}
 	copy(out.ReportData[:], q.ReportData)
 	return out, nil
-}
-
-// decodeStrict unmarshals raw into m and accepts it only if it has no
-// unknown field and raw is exactly m's deterministic encoding: each field
-// once, in field order, minimal varints, no field holding its zero value.
-func decodeStrict(raw []byte, m proto.Message) error {
-	if err := proto.Unmarshal(raw, m); err != nil {
-		return err
-	}
-	if u := m.ProtoReflect().GetUnknown(); len(u) > 0 {
-		n, _, _ := protowire.ConsumeTag(u)
-		return fmt.Errorf("unknown field %d", n)
-	}
-	canon, err := canonical.Marshal(m)
-	if err != nil {
-		return err
-	}
-	if !bytes.Equal(canon, raw) {
-		return fmt.Errorf("not canonically encoded (each field once, in field order, no empty field)")
-	}
-	return nil
 }
