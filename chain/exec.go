@@ -101,7 +101,13 @@ func execMsg(env execEnv, tx *auth.Tx) (note string, err error) {
 		if err != nil {
 			return "", err
 		}
-		return "", registry.Register(kv, log, platformVerifier, tx.Signer, m.RegisterWorker, info, env.block)
+		if err := registry.Register(kv, log, platformVerifier, tx.Signer, m.RegisterWorker, info, env.block); err != nil {
+			return "", err
+		}
+		if len(info.Predecessor) > 0 {
+			return "", renewWorker(env, info)
+		}
+		return "", nil
 	case *chainpb.TxBody_SetMeasurement:
 		return "", registry.SetMeasurement(kv, tx.Signer, m.SetMeasurement)
 	case *chainpb.TxBody_SubmitMessage:
@@ -149,6 +155,23 @@ func platformVerifier(p registry.Params, platform string) (tee.Verifier, error) 
 		}, nil
 	}
 	return nil, errors.New(`this chain verifies platform "sim" only`)
+}
+
+// renewWorker passes a renewed worker's bond, nominations and gatekeeper
+// seat to its successor; the registry has checked the renewal.
+func renewWorker(env execEnv, info *chainpb.WorkerInfo) error {
+	old, err := registry.Worker(env.kv, info.Predecessor)
+	if err != nil {
+		return err
+	}
+	nw, err := registry.Worker(env.kv, info.SigningKey)
+	if err != nil {
+		return err
+	}
+	if err := gatekeeper.Renew(env.kv, old, nw); err != nil {
+		return err
+	}
+	return staking.Renew(env.kv, old.SigningKey, nw.SigningKey)
 }
 
 func workerOperator(env execEnv) staking.WorkerOperator {
@@ -215,10 +238,14 @@ func msgEvents(tx *auth.Tx, signer string, names *addressNames, logIndex int, no
 		}}}
 	case *chainpb.TxBody_RegisterWorker:
 		info, _ := registry.DecodeWorkerInfo(m.RegisterWorker.Info)
-		return []abci.Event{{Type: "register_worker", Attributes: []abci.EventAttribute{
+		attrs := []abci.EventAttribute{
 			{Key: "worker", Value: hex.EncodeToString(info.GetSigningKey()), Index: true},
 			{Key: "operator", Value: signer, Index: true},
-		}}}
+		}
+		if p := info.GetPredecessor(); len(p) > 0 {
+			attrs = append(attrs, abci.EventAttribute{Key: "predecessor", Value: hex.EncodeToString(p), Index: true})
+		}
+		return []abci.Event{{Type: "register_worker", Attributes: attrs}}
 	}
 	return nil
 }

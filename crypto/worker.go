@@ -47,3 +47,11 @@ func RootPublicKey(rootKey []byte) ed25519.PublicKey {
 	}
 	return ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)
 }
+
+// RenewalBytes is what a worker's previous identity signs to name its
+// successor: a domain tag and the successor's exact serialized WorkerInfo
+// (which names the predecessor and commits to the chain), so the signature
+// hands over to these keys on this chain only.
+func RenewalBytes(info []byte) []byte {
+	return append([]byte("phala/registry/renewal/v1\x00"), info...)
+}

@@ -47,6 +47,9 @@ type Config struct {
 	// Launch tunes the launch of a new devnet with workers. Default:
 	// three gatekeepers elected from block 5, 30 blocks to confirm.
 	Launch gatekeeper.Params
+	// TuneGenesis, if set, adjusts a new devnet's genesis (for example
+	// registry parameters) after the defaults are applied.
+	TuneGenesis func(*chain.Genesis)
 }
 
 func (c *Config) defaults() error {
@@ -63,7 +66,7 @@ func (c *Config) defaults() error {
 		c.ChainID = "phala-devnet"
 	}
 	if c.Launch == (gatekeeper.Params{}) {
-		c.Launch = gatekeeper.Params{NGatekeepers: 3, ElectionHeight: 5, HandoverBlocks: 30}
+		c.Launch = DefaultLaunch()
 	}
 	return nil
 }
@@ -157,7 +160,10 @@ type Layout struct {
 	// Workers, if any, are laid out for the launch (see Config.Workers);
 	// each operator key is funded with OperatorBalance.
 	Workers []WorkerSpec
-	Launch  gatekeeper.Params
+	// Launch tunes the launch. Default DefaultLaunch.
+	Launch gatekeeper.Params
+	// TuneGenesis, if set, adjusts the genesis last.
+	TuneGenesis func(*chain.Genesis)
 }
 
 // LayoutEndpoints lists the listeners a network laid out under home uses.
@@ -211,6 +217,9 @@ func Init(home string, l Layout) (Endpoints, error) {
 		return Endpoints{}, err
 	}
 	if len(l.Workers) > 0 {
+		if l.Launch == (gatekeeper.Params{}) {
+			l.Launch = DefaultLaunch()
+		}
 		gov, err := kr.Get(l.DevAccounts[0])
 		if err != nil {
 			return Endpoints{}, err
@@ -218,6 +227,9 @@ func Init(home string, l Layout) (Endpoints, error) {
 		if err := layoutLaunch(home, l.Workers, &g, gov, l.Launch); err != nil {
 			return Endpoints{}, err
 		}
+	}
+	if l.TuneGenesis != nil {
+		l.TuneGenesis(&g)
 	}
 	if _, err := node.InitNetwork(home, node.NetworkSpec{
 		ChainID: l.ChainID, Validators: l.Validators, BasePort: l.BasePort, BlockTime: l.BlockTime,
@@ -243,7 +255,7 @@ func Start(ctx context.Context, c Config) (*Network, error) {
 	if _, err := os.Stat(filepath.Join(home, "config", "genesis.json")); errors.Is(err, os.ErrNotExist) {
 		if _, err := Init(c.Home, Layout{
 			ChainID: c.ChainID, Validators: 1, BasePort: c.BasePort, BlockTime: c.BlockTime,
-			DevAccounts: c.DevAccounts, DevBalance: c.DevBalance, Workers: c.Workers, Launch: c.Launch,
+			DevAccounts: c.DevAccounts, DevBalance: c.DevBalance, Workers: c.Workers, Launch: c.Launch, TuneGenesis: c.TuneGenesis,
 		}); err != nil {
 			return nil, err
 		}
@@ -282,7 +294,7 @@ func Start(ctx context.Context, c Config) (*Network, error) {
 		n.Stop()
 		return nil, err
 	}
-	if specs, err := readWorkers(c.Home); err != nil {
+	if specs, err := ReadWorkers(c.Home); err != nil {
 		n.Stop()
 		return nil, err
 	} else if len(specs) > 0 {
@@ -313,8 +325,9 @@ func AttestPort(basePort int) int { return basePort + 3 }
 
 func workersFile(home string) string { return filepath.Join(home, "workers", "workers.json") }
 
-// readWorkers lists the workers a devnet was laid out with.
-func readWorkers(home string) ([]WorkerSpec, error) {
+// ReadWorkers lists the workers a network was laid out with (none if it
+// was laid out without).
+func ReadWorkers(home string) ([]WorkerSpec, error) {
 	b, err := os.ReadFile(workersFile(home))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil

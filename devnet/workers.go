@@ -62,12 +62,23 @@ func PRuntimeSocket(home, name string) string {
 	return filepath.Join(WorkerDir(home, name), "pruntime.sock")
 }
 
-func cpuDir(home, name string) string      { return filepath.Join(WorkerDir(home, name), "cpu") }
-func pruntimeDir(home, name string) string { return filepath.Join(WorkerDir(home, name), "pruntime") }
+// CPUDir holds worker name's simulated CPU keys.
+func CPUDir(home, name string) string { return filepath.Join(WorkerDir(home, name), "cpu") }
+
+// PRuntimeDataDir holds worker name's sealed pRuntime state.
+func PRuntimeDataDir(home, name string) string {
+	return filepath.Join(WorkerDir(home, name), "pruntime")
+}
+
+// DefaultLaunch: three gatekeepers elected from block 5 (retried each block
+// until three candidates stand), 30 blocks to confirm.
+func DefaultLaunch() gatekeeper.Params {
+	return gatekeeper.Params{NGatekeepers: 3, ElectionHeight: 5, HandoverBlocks: 30}
+}
 
 // platform opens worker name's simulated CPU running this build of pRuntime.
 func platform(home, name string) (*sim.CPU, []byte, error) {
-	cpu, err := sim.OpenCPU(cpuDir(home, name))
+	cpu, err := sim.OpenCPU(CPUDir(home, name))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -101,7 +112,7 @@ func layoutLaunch(home string, workers []WorkerSpec, g *chain.Genesis, governanc
 		if w.Role != "genesis" {
 			continue
 		}
-		rt, err := pruntime.New(pruntime.Config{Platform: sim.New(cpu, m), DataDir: pruntimeDir(home, w.Name)})
+		rt, err := pruntime.New(pruntime.Config{Platform: sim.New(cpu, m), DataDir: PRuntimeDataDir(home, w.Name)})
 		if err != nil {
 			return err
 		}
@@ -117,6 +128,20 @@ func layoutLaunch(home string, workers []WorkerSpec, g *chain.Genesis, governanc
 	}
 	b, _ := json.MarshalIndent(workers, "", "  ")
 	return os.WriteFile(workersFile(home), b, 0o600)
+}
+
+// WorkerCPUs lists the public keys of the workers' simulated CPUs: the
+// attestation service's known CPUs.
+func WorkerCPUs(home string, specs []WorkerSpec) ([]ed25519.PublicKey, error) {
+	var cpus []ed25519.PublicKey
+	for _, w := range specs {
+		cpu, err := sim.OpenCPU(CPUDir(home, w.Name))
+		if err != nil {
+			return nil, err
+		}
+		cpus = append(cpus, cpu.PublicKey())
+	}
+	return cpus, nil
 }
 
 // Workers is a running set of attestation service, pRuntimes and hosts.
@@ -162,7 +187,7 @@ func startWorkers(ctx context.Context, home, attestAddr, rpc string, genesis []b
 }
 
 func (ws *Workers) startWorker(ctx context.Context, home, rpc string, genesis []byte, kr *keyring.Keyring, w WorkerSpec, p tee.Platform, logger *slog.Logger) error {
-	rt, err := pruntime.New(pruntime.Config{Platform: p, DataDir: pruntimeDir(home, w.Name), Logger: logger.With("part", "pruntime")})
+	rt, err := pruntime.New(pruntime.Config{Platform: p, DataDir: PRuntimeDataDir(home, w.Name), Logger: logger.With("part", "pruntime")})
 	if err != nil {
 		return err
 	}

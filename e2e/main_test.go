@@ -143,6 +143,16 @@ func (p *proc) stop(t *testing.T) {
 	}
 }
 
+// terminate sends SIGTERM and waits up to timeout for the exit, for
+// cleanups that must not leave children behind.
+func (p *proc) terminate(timeout time.Duration) {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+	}
+}
+
 // kill9 kills the process with SIGKILL, as a crash would.
 func (p *proc) kill9() {
 	p.cmd.Process.Signal(syscall.SIGKILL)

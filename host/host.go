@@ -42,6 +42,11 @@ type Config struct {
 	// Stake, in uPHA, is bonded to the worker after registration to stand
 	// as a gatekeeper candidate; 0 runs a miner that does not stand.
 	Stake uint64
+	// RenewBefore is how long before its registration expires the host
+	// renews the worker's identity (a new identity with a fresh attestation
+	// that succeeds the old one on chain). Default: a quarter of the
+	// registration's lifetime.
+	RenewBefore time.Duration
 	// Batch is the most blocks sent to pRuntime per call. Default 500.
 	Batch int
 	// Poll is the pause when there is nothing to do. Default 200 ms.
@@ -58,6 +63,8 @@ type Host struct {
 	lastVals []byte // validators hash of the last header pRuntime accepted from us
 	sentAt   map[uint64]time.Time
 	staked   bool
+	// renewWait is why a due renewal last waited (logged once per reason).
+	renewWait string
 }
 
 // New checks cfg.
@@ -116,12 +123,16 @@ func (h *Host) Step(ctx context.Context) (busy bool, err error) {
 		}
 	}
 	h.key = info.SigningKey
+	st, err := h.cfg.Chain.RPC().Status(ctx)
+	if err != nil {
+		return false, err
+	}
 	if info.Role != "genesis" {
-		if err := h.register(ctx); err != nil {
+		if err := h.register(ctx, st.SyncInfo.LatestBlockTime); err != nil {
 			return false, err
 		}
 	}
-	busy, err = h.sync(ctx, info.Height)
+	busy, err = h.sync(ctx, info.Height, st.SyncInfo.LatestBlockHeight)
 	if err != nil {
 		return false, err
 	}
@@ -129,11 +140,21 @@ func (h *Host) Step(ctx context.Context) (busy bool, err error) {
 }
 
 // register registers the pRuntime if the chain does not know it yet, then
-// bonds the configured stake.
-func (h *Host) register(ctx context.Context) error {
+// bonds the configured stake; it renews the identity when the registration
+// nears its expiry at block time now.
+func (h *Host) register(ctx context.Context, now time.Time) error {
 	w, err := h.cfg.Chain.Worker(ctx, h.key)
 	if err != nil {
 		return err
+	}
+	if w != nil && h.renewDue(w, now) {
+		renewed, err := h.renew(ctx, w)
+		if err != nil {
+			return err
+		}
+		if renewed {
+			w = nil // the new identity registers now
+		}
 	}
 	op := crypto.AddressFromPubKey(h.cfg.Operator.Public().(ed25519.PublicKey))
 	if w == nil {
@@ -148,7 +169,7 @@ func (h *Host) register(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("attestation service: %w", err)
 		}
-		msg := &chainpb.MsgRegisterWorker{Info: q.Info, Platform: q.Platform, Evidence: ev}
+		msg := &chainpb.MsgRegisterWorker{Info: q.Info, Platform: q.Platform, Evidence: ev, PredecessorSignature: q.PredecessorSignature}
 		if _, err := h.cfg.Chain.Send(ctx, h.cfg.Operator, &chainpb.TxBody{Msg: &chainpb.TxBody_RegisterWorker{RegisterWorker: msg}}, client.SendOptions{}); err != nil {
 			return fmt.Errorf("register worker: %w", err)
 		}
@@ -172,13 +193,64 @@ func (h *Host) register(ctx context.Context) error {
 	return nil
 }
 
-// sync feeds pRuntime the blocks after its height, up to the chain's.
-func (h *Host) sync(ctx context.Context, from int64) (busy bool, err error) {
-	st, err := h.cfg.Chain.RPC().Status(ctx)
+// renewDue reports whether w's registration is close enough to its expiry
+// (or past it) at block time now to renew.
+func (h *Host) renewDue(w *chainpb.Worker, now time.Time) bool {
+	if w.Genesis || w.Retired || w.ExpiresAt == 0 || len(w.Successor) > 0 {
+		return false
+	}
+	before := h.cfg.RenewBefore
+	if before == 0 {
+		before = time.Duration(w.ExpiresAt-w.RegisteredAt) * time.Second / 4
+	}
+	return !now.Before(time.Unix(w.ExpiresAt, 0).Add(-before))
+}
+
+// renew asks pRuntime for a new identity that succeeds w. It waits while
+// pRuntime has messages awaiting delivery (the chain takes none from a
+// renewed worker) and while w is elected in an open launch round (the root
+// key is being sealed to its current keys).
+// It reports whether it renewed; while it waits the host syncs and relays
+// as usual, which is what ends the wait.
+func (h *Host) renew(ctx context.Context, w *chainpb.Worker) (bool, error) {
+	fx, err := h.cfg.PRuntime.DumpSideEffects(ctx, &pruntimepb.DumpSideEffectsRequest{})
 	if err != nil {
 		return false, err
 	}
-	tip := st.SyncInfo.LatestBlockHeight
+	if n := len(fx.Messages); n > 0 {
+		h.waitRenewal(fmt.Sprintf("%d signed messages to be delivered", n))
+		return false, nil
+	}
+	if st, err := h.cfg.Chain.Launch(ctx); err != nil {
+		return false, err
+	} else if st != nil && st.Phase != "launched" {
+		for _, g := range st.Elected {
+			if bytes.Equal(g.SigningKey, w.SigningKey) {
+				h.waitRenewal(fmt.Sprintf("launch round %d, in which this worker is elected, to end", st.Round))
+				return false, nil
+			}
+		}
+	}
+	id, err := h.cfg.PRuntime.RenewIdentity(ctx, &pruntimepb.RenewIdentityRequest{})
+	if err != nil {
+		return false, fmt.Errorf("renew the pRuntime identity: %w", err)
+	}
+	h.log.Info("renewing the worker identity before its registration expires", "old", fmt.Sprintf("%X", w.SigningKey), "new", fmt.Sprintf("%X", id.SigningKey), "expires", time.Unix(w.ExpiresAt, 0).UTC())
+	h.key, h.staked, h.renewWait = id.SigningKey, false, ""
+	clear(h.sentAt)
+	return true, nil
+}
+
+// waitRenewal logs why a due renewal waits, once per reason.
+func (h *Host) waitRenewal(why string) {
+	if why != h.renewWait {
+		h.log.Info("identity renewal is due; waiting for "+why, "worker", fmt.Sprintf("%X", h.key))
+		h.renewWait = why
+	}
+}
+
+// sync feeds pRuntime the blocks after its height, up to the chain's tip.
+func (h *Host) sync(ctx context.Context, from, tip int64) (busy bool, err error) {
 	if from >= tip {
 		return false, nil
 	}

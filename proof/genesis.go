@@ -1,8 +1,11 @@
 package proof
 
 import (
+	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
+	"slices"
 	"time"
 )
 
@@ -27,6 +30,9 @@ func GenesisHash(chainID string, initialHeight int64, genesisTime time.Time, val
 	b = binary.BigEndian.AppendUint64(b, uint64(genesisTime.Unix()))
 	b = binary.BigEndian.AppendUint32(b, uint32(genesisTime.Nanosecond()))
 	b = binary.BigEndian.AppendUint32(b, uint32(len(vals)))
+	vals = slices.SortedFunc(slices.Values(vals), func(x, y GenesisValidator) int {
+		return cmp.Or(cmp.Compare(x.KeyType, y.KeyType), bytes.Compare(x.PubKey, y.PubKey))
+	})
 	for _, v := range vals {
 		b = appendBytes(b, []byte(v.KeyType))
 		b = appendBytes(b, v.PubKey)

@@ -65,15 +65,18 @@ type Config struct {
 
 // sealedState is everything pRuntime persists, sealed.
 type sealedState struct {
-	Version      int      `json:"version"`
-	IdentitySeed []byte   `json:"identity_seed,omitempty"`
-	Genesis      []byte   `json:"genesis,omitempty"` // genesis.json as given to InitRuntime
-	LightClient  []byte   `json:"light_client,omitempty"`
-	Role         string   `json:"role"`
-	RootKey      []byte   `json:"root_key,omitempty"`
-	GenesisPeer  []byte   `json:"genesis_worker,omitempty"` // who may hand the root key over
-	NextSequence uint64   `json:"next_sequence"`
-	Outbox       [][]byte `json:"outbox,omitempty"` // serialized SignedMessages not yet seen on chain
+	Version      int    `json:"version"`
+	IdentitySeed []byte `json:"identity_seed,omitempty"`
+	// PrevIdentitySeed is the identity a pending renewal replaces; it signs
+	// the successor's registration and is erased once the chain has it.
+	PrevIdentitySeed []byte   `json:"prev_identity_seed,omitempty"`
+	Genesis          []byte   `json:"genesis,omitempty"` // genesis.json as given to InitRuntime
+	LightClient      []byte   `json:"light_client,omitempty"`
+	Role             string   `json:"role"`
+	RootKey          []byte   `json:"root_key,omitempty"`
+	GenesisPeer      []byte   `json:"genesis_worker,omitempty"` // who may hand the root key over
+	NextSequence     uint64   `json:"next_sequence"`
+	Outbox           [][]byte `json:"outbox,omitempty"` // serialized SignedMessages not yet seen on chain
 }
 
 const stateVersion = 1
@@ -87,6 +90,7 @@ type Runtime struct {
 	mu      sync.Mutex
 	st      sealedState
 	id      *system.Identity // nil once retired
+	prevID  *system.Identity // the identity a pending renewal replaces
 	chainID string
 	genHash []byte
 	lc      *lightclient.Client
@@ -145,6 +149,14 @@ func (r *Runtime) load() error {
 			return err
 		}
 		r.id = id
+	}
+	r.prevID = nil
+	if r.st.PrevIdentitySeed != nil {
+		id, err := system.NewIdentity(r.st.PrevIdentitySeed)
+		if err != nil {
+			return err
+		}
+		r.prevID = id
 	}
 	if r.st.Genesis == nil {
 		return nil
@@ -208,6 +220,7 @@ func (r *Runtime) publishInfo() {
 		ChainId: r.chainID, GenesisHash: r.genHash, Height: r.height(),
 		Role: r.st.Role, HoldsRootKey: r.st.RootKey != nil, NextSequence: r.st.NextSequence,
 		PendingMessages: uint32(len(r.st.Outbox)), Initialized: r.st.Genesis != nil,
+		RenewalPending: r.prevID != nil,
 	}
 	if r.id != nil {
 		in.SigningKey = r.id.Public()
@@ -285,9 +298,11 @@ func (r *Runtime) GetRAQuote(operator []byte, endpoint string) (*pruntimepb.RAQu
 	if len(operator) != crypto.AddressLen {
 		return nil, fmt.Errorf("%w: operator must be a %d-byte address, got %d bytes", ErrBadRequest, crypto.AddressLen, len(operator))
 	}
-	info, err := proto.MarshalOptions{Deterministic: true}.Marshal(&chainpb.WorkerInfo{
-		SigningKey: id.Public(), HpkeKey: id.HPKE.PublicKey(), Operator: operator, GenesisHash: r.genHash, Endpoint: endpoint,
-	})
+	wi := &chainpb.WorkerInfo{SigningKey: id.Public(), HpkeKey: id.HPKE.PublicKey(), Operator: operator, GenesisHash: r.genHash, Endpoint: endpoint}
+	if r.prevID != nil {
+		wi.Predecessor = r.prevID.Public()
+	}
+	info, err := proto.MarshalOptions{Deterministic: true}.Marshal(wi)
 	if err != nil {
 		return nil, err
 	}
@@ -295,7 +310,53 @@ func (r *Runtime) GetRAQuote(operator []byte, endpoint string) (*pruntimepb.RAQu
 	if err != nil {
 		return nil, fmt.Errorf("quote: %w", err)
 	}
-	return &pruntimepb.RAQuote{Platform: r.cfg.Platform.Name(), Info: info, Quote: q, Measurement: r.cfg.Platform.Measurement()}, nil
+	out := &pruntimepb.RAQuote{Platform: r.cfg.Platform.Name(), Info: info, Quote: q, Measurement: r.cfg.Platform.Measurement()}
+	if r.prevID != nil {
+		out.PredecessorSignature = ed25519.Sign(r.prevID.Sign, crypto.RenewalBytes(info))
+	}
+	return out, nil
+}
+
+// RenewIdentity replaces the identity with a fresh one, keeping the role,
+// the root key and the synced position, so the host can register it before
+// the current registration expires. The next quotes name the old identity
+// as predecessor, with its signature; the old key is erased once a verified
+// block shows the successor registered. While that is pending, calling
+// again returns the same new identity. Signed messages must all be
+// delivered first: the chain takes no more messages from a renewed worker.
+func (r *Runtime) RenewIdentity() (*pruntimepb.Identity, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	id, err := r.identity()
+	switch {
+	case err != nil:
+		return nil, err
+	case r.st.Genesis == nil:
+		return nil, ErrNotInitialized
+	case r.st.Role == RoleGenesis:
+		return nil, fmt.Errorf("%w: the genesis worker retires at launch; it does not renew", ErrBadRequest)
+	case r.prevID != nil:
+		// pending: the same successor
+	case len(r.st.Outbox) > 0:
+		return nil, fmt.Errorf("%w: %d signed messages await delivery; renew once the chain has them", ErrBadRequest, len(r.st.Outbox))
+	default:
+		seed := make([]byte, 32)
+		rand.Read(seed)
+		next, err := system.NewIdentity(seed)
+		if err != nil {
+			return nil, err
+		}
+		prev := r.st
+		r.st.PrevIdentitySeed, r.st.IdentitySeed, r.st.NextSequence = r.st.IdentitySeed, seed, 0
+		if err := r.persist(); err != nil {
+			r.st = prev
+			return nil, err
+		}
+		r.prevID, r.id, id = id, next, next
+		r.publishInfo()
+		r.log.Info("renewed the identity; the host must register it", "predecessor", fmt.Sprintf("%X", r.prevID.Public()), "identity", fmt.Sprintf("%X", id.Public()))
+	}
+	return &pruntimepb.Identity{SigningKey: id.Public(), HpkeKey: id.HPKE.PublicKey()}, nil
 }
 
 // Bootstrap makes this pRuntime the genesis worker and creates the root key
@@ -413,6 +474,14 @@ func (r *Runtime) apply(ev *chainpb.WorkerEvent) error {
 		if r.st.Role == RoleGenesis {
 			r.retire("the network launched")
 		}
+	case *chainpb.WorkerEvent_WorkerRegistered:
+		w := k.WorkerRegistered.Worker
+		if r.prevID != nil && r.id != nil && bytes.Equal(w.GetSigningKey(), r.id.Public()) && bytes.Equal(w.GetPredecessor(), r.prevID.Public()) {
+			clear(r.st.PrevIdentitySeed)
+			r.st.PrevIdentitySeed, r.prevID = nil, nil
+			r.publishInfo()
+			r.log.Info("the chain registered the renewed identity; the old key is erased")
+		}
 	case *chainpb.WorkerEvent_WorkerRetired:
 		if r.id != nil && bytes.Equal(k.WorkerRetired.Worker, r.id.Public()) {
 			r.retire("the chain retired this worker")
@@ -528,7 +597,8 @@ func (r *Runtime) onMessage(m *chainpb.SignedMessage) error {
 func (r *Runtime) retire(why string) {
 	clear(r.st.RootKey)
 	clear(r.st.IdentitySeed)
-	r.st.RootKey, r.st.IdentitySeed, r.id, r.st.Outbox = nil, nil, nil, nil
+	clear(r.st.PrevIdentitySeed)
+	r.st.RootKey, r.st.IdentitySeed, r.st.PrevIdentitySeed, r.id, r.prevID, r.st.Outbox = nil, nil, nil, nil, nil, nil
 	r.st.Role = RoleRetired
 	r.log.Info("retired: secrets erased", "why", why)
 }

@@ -104,6 +104,11 @@ func (s *server) DumpSideEffects(context.Context, *pruntimepb.DumpSideEffectsReq
 	return out, grpcErr(err)
 }
 
+func (s *server) RenewIdentity(context.Context, *pruntimepb.RenewIdentityRequest) (*pruntimepb.Identity, error) {
+	out, err := s.r.RenewIdentity()
+	return out, grpcErr(err)
+}
+
 func (s *server) Info(context.Context, *pruntimepb.InfoRequest) (*pruntimepb.InfoResponse, error) {
 	return s.r.Info(), nil
 }

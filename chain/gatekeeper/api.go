@@ -9,6 +9,16 @@ package gatekeeper
 import (
 	"crypto/ed25519"
 	"fmt"
+
+	"github.com/phala-go/phala/chain/errs"
+)
+
+// Codespace of the errors below.
+const Codespace = "gatekeeper"
+
+// Stable rejection codes. Never renumber.
+var (
+	ErrInOpenRound = errs.Register(Codespace, 2, "worker is elected in an open launch round")
 )
 
 // Phase is where the network is in its life.

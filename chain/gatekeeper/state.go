@@ -277,3 +277,34 @@ func sameRecipients(keys []*chainpb.SealedKey, elected []*chainpb.Gatekeeper) bo
 	}
 	return true
 }
+
+// Renew passes worker old's gatekeeper seat (and any exclusion) to its
+// successor identity. While a launch round is open its elected workers may
+// not renew: the genesis worker seals the root key to the keys it elected.
+func Renew(kv store.KV, old *chainpb.Worker, successor *chainpb.Worker) error {
+	if ex, err := Excluded(kv, old.SigningKey); err != nil {
+		return err
+	} else if ex {
+		if err := kv.Set(excludedKey(successor.SigningKey), []byte{1}); err != nil {
+			return err
+		}
+	}
+	st, err := Launch(kv)
+	if err != nil || st == nil {
+		return err
+	}
+	i := slices.IndexFunc(st.Elected, func(g *chainpb.Gatekeeper) bool { return bytes.Equal(g.SigningKey, old.SigningKey) })
+	if i < 0 {
+		return nil
+	}
+	if st.Phase != string(PhaseLaunched) {
+		return ErrInOpenRound.Wrapf("worker %X is elected in launch round %d; renew once the round launches or expires", old.SigningKey, st.Round)
+	}
+	st.Elected[i] = &chainpb.Gatekeeper{SigningKey: successor.SigningKey, HpkeKey: successor.HpkeKey, Backing: st.Elected[i].Backing}
+	for j, c := range st.Confirmed {
+		if bytes.Equal(c, old.SigningKey) {
+			st.Confirmed[j] = successor.SigningKey
+		}
+	}
+	return save(kv, st)
+}

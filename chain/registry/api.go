@@ -31,6 +31,8 @@ var (
 	ErrUnknownWorker     = errs.Register(Codespace, 14, "unknown worker")
 	ErrExpired           = errs.Register(Codespace, 15, "worker registration expired")
 	ErrRetired           = errs.Register(Codespace, 16, "worker retired")
+	ErrRenewal           = errs.Register(Codespace, 17, "invalid identity renewal")
+	ErrRenewed           = errs.Register(Codespace, 18, "worker identity renewed")
 )
 
 const (

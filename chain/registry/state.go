@@ -187,6 +187,9 @@ func Active(r store.Reader, signingKey []byte, now time.Time) (*chainpb.Worker, 
 	if w.Retired {
 		return nil, ErrRetired.Wrapf("worker %X retired; it may not send messages", signingKey)
 	}
+	if len(w.Successor) > 0 {
+		return nil, ErrRenewed.Wrapf("worker %X renewed its identity; its successor %X acts for it", signingKey, w.Successor)
+	}
 	if IsExpired(w, now) {
 		return nil, ErrExpired.Wrapf("worker %X expired at %s; register a new identity with a fresh attestation", signingKey, time.Unix(w.ExpiresAt, 0).UTC().Format(time.RFC3339))
 	}
@@ -259,6 +262,12 @@ func ValidateRegister(m *chainpb.MsgRegisterWorker) (*chainpb.WorkerInfo, error)
 	if err != nil {
 		return nil, err
 	}
+	if (len(info.Predecessor) == 0) != (len(m.PredecessorSignature) == 0) {
+		return nil, ErrMalformed.Wrapf("a renewal carries both a predecessor and its signature, a first registration neither (got %d and %d bytes)", len(info.Predecessor), len(m.PredecessorSignature))
+	}
+	if len(m.PredecessorSignature) > 0 && len(m.PredecessorSignature) != ed25519.SignatureSize {
+		return nil, ErrMalformed.Wrapf("predecessor signature must be %d bytes, got %d", ed25519.SignatureSize, len(m.PredecessorSignature))
+	}
 	return info, nil
 }
 
@@ -280,6 +289,9 @@ func DecodeWorkerInfo(b []byte) (*chainpb.WorkerInfo, error) {
 	}
 	if len(info.Endpoint) > MaxEndpointBytes {
 		return nil, ErrMalformed.Wrapf("endpoint is %d bytes, limit %d", len(info.Endpoint), MaxEndpointBytes)
+	}
+	if len(info.Predecessor) > 0 && len(info.Predecessor) != ed25519.PublicKeySize {
+		return nil, ErrMalformed.Wrapf("predecessor must be a %d-byte identity key, got %d bytes", ed25519.PublicKeySize, len(info.Predecessor))
 	}
 	return &info, nil
 }
@@ -328,6 +340,12 @@ func Register(kv store.KV, log *mq.Log, verifiers Verifiers, signer crypto.Addre
 	} else if w != nil {
 		return ErrAlreadyRegistered.Wrapf("identity %X was registered at height %d; renewal needs a new identity", info.SigningKey, w.RegisteredHeight)
 	}
+	var pred *chainpb.Worker
+	if len(info.Predecessor) > 0 {
+		if pred, err = checkRenewal(kv, m, info); err != nil {
+			return err
+		}
+	}
 	if used, err := kv.Get(reportKey(att.ReportID)); err != nil {
 		return err
 	} else if used != nil {
@@ -340,11 +358,43 @@ func Register(kv store.KV, log *mq.Log, verifiers Verifiers, signer crypto.Addre
 		SigningKey: info.SigningKey, HpkeKey: info.HpkeKey, Operator: info.Operator, Endpoint: info.Endpoint,
 		Platform: m.Platform, Measurement: att.Measurement, ReportId: att.ReportID,
 		RegisteredHeight: blk.Height, RegisteredAt: blk.Time.Unix(), ExpiresAt: blk.Time.Unix() + p.RegistrationTTL,
+		Predecessor: info.Predecessor,
 	}
 	if err := putWorker(kv, w, true); err != nil {
 		return err
 	}
+	if pred != nil {
+		pred.Successor = w.SigningKey
+		if err := putWorker(kv, pred, false); err != nil {
+			return err
+		}
+	}
 	return log.Append(&chainpb.WorkerEvent{Kind: &chainpb.WorkerEvent_WorkerRegistered{WorkerRegistered: &chainpb.WorkerRegistered{Worker: w}}})
+}
+
+// checkRenewal checks that a registration may succeed info.Predecessor: a
+// registered worker of the same operator, not the genesis worker, not
+// retired or already renewed, whose key signed the new info. An expired
+// predecessor may be renewed: its keys never left its pRuntime.
+func checkRenewal(r store.Reader, m *chainpb.MsgRegisterWorker, info *chainpb.WorkerInfo) (*chainpb.Worker, error) {
+	pred, err := Worker(r, info.Predecessor)
+	switch {
+	case err != nil:
+		return nil, err
+	case pred == nil:
+		return nil, ErrRenewal.Wrapf("predecessor %X is not a registered worker", info.Predecessor)
+	case pred.Genesis:
+		return nil, ErrRenewal.Wrapf("the genesis worker retires at launch; it does not renew")
+	case pred.Retired:
+		return nil, ErrRenewal.Wrapf("predecessor %X retired", info.Predecessor)
+	case len(pred.Successor) > 0:
+		return nil, ErrRenewal.Wrapf("predecessor %X was already renewed by %X", info.Predecessor, pred.Successor)
+	case !bytes.Equal(pred.Operator, info.Operator):
+		return nil, ErrRenewal.Wrapf("predecessor %X is operated by another account; a renewal keeps the operator", info.Predecessor)
+	case !ed25519.Verify(pred.SigningKey, crypto.RenewalBytes(m.Info), m.PredecessorSignature):
+		return nil, ErrRenewal.Wrapf("the predecessor signature does not verify against %X over this registration", info.Predecessor)
+	}
+	return pred, nil
 }
 
 // teeError turns a platform verifier's failure into a stable code.

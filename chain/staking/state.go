@@ -234,3 +234,58 @@ func Elect(r store.Reader, seats int, eligible func(worker []byte) (bool, error)
 	}
 	return SeqPhragmen(seats, cands, voters)
 }
+
+// Renew moves everything staked on worker old to its successor identity:
+// the operator's bond, the candidacy (keeping its place in bond order) and
+// every nomination naming it. Nothing is unbonded.
+func Renew(kv store.KV, old, successor []byte) error {
+	s, err := SelfStake(kv, old)
+	if err != nil {
+		return err
+	}
+	if s > 0 {
+		if err := kv.Set(SelfStakeKey(successor), binary.BigEndian.AppendUint64(nil, s)); err != nil {
+			return err
+		}
+		if err := kv.Delete(SelfStakeKey(old)); err != nil {
+			return err
+		}
+		idx, err := kv.Get(candidatesKey)
+		if err != nil {
+			return err
+		}
+		idx = bytes.Clone(idx)
+		for i := 0; i+ed25519.PublicKeySize <= len(idx); i += ed25519.PublicKeySize {
+			if bytes.Equal(idx[i:i+ed25519.PublicKeySize], old) {
+				copy(idx[i:], successor)
+			}
+		}
+		if err := kv.Set(candidatesKey, idx); err != nil {
+			return err
+		}
+	}
+	nidx, err := kv.Get(nominatorsKey)
+	if err != nil {
+		return err
+	}
+	for i := 0; i+crypto.AddressLen <= len(nidx); i += crypto.AddressLen {
+		a, _ := crypto.AddressFromBytes(nidx[i : i+crypto.AddressLen])
+		n, err := loadNomination(kv, a)
+		if err != nil || n == nil {
+			return err
+		}
+		changed := false
+		for j, t := range n.Targets {
+			if bytes.Equal(t, old) {
+				n.Targets[j], changed = successor, true
+			}
+		}
+		if changed {
+			b, _ := json.Marshal(n)
+			if err := kv.Set(nominationKey(a), b); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/phala-go/phala/chain/bank"
 	"github.com/phala-go/phala/client"
 	"github.com/phala-go/phala/devnet"
+	"github.com/phala-go/phala/proto/chainpb"
 )
 
 func devnetCmd(g *globals) *cobra.Command {
@@ -84,7 +85,7 @@ Pass --no-workers for the chain alone.`,
 				}
 			}
 			if net.Workers != nil {
-				if err := followLaunch(ctx, out, net); err != nil {
+				if err := followLaunch(ctx, out, net.Client, filepath.Join(g.home, "node.log")); err != nil {
 					return err
 				}
 			}
@@ -175,7 +176,8 @@ func followBlocks(ctx context.Context, out io.Writer, net *devnet.Network, quiet
 }
 
 // followLaunch prints the launch's progress until the network is launched.
-func followLaunch(ctx context.Context, out io.Writer, net *devnet.Network) error {
+// logs names where to look if it does not complete.
+func followLaunch(ctx context.Context, out io.Writer, cl *client.Client, logs string) error {
 	fmt.Fprintln(out, "\nLaunch (paper section 4.4):")
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
@@ -183,14 +185,22 @@ func followLaunch(ctx context.Context, out io.Writer, net *devnet.Network) error
 	var lastRound uint64
 	var handedOver bool
 	var confirmed int
+	var lastErr error
 	for {
-		st, err := net.Client.Launch(ctx)
-		if err != nil {
-			return err
+		// A node still starting (a localnet's) does not answer yet: retry.
+		st, err := cl.Launch(ctx)
+		var ws []*chainpb.Worker
+		if err == nil {
+			ws, err = cl.Workers(ctx)
 		}
-		ws, err := net.Client.Workers(ctx)
-		if err != nil {
-			return err
+		if err != nil || st == nil {
+			lastErr = err
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("the launch did not complete: %v; see %s", lastErr, logs)
+			case <-time.After(200 * time.Millisecond):
+			}
+			continue
 		}
 		if len(ws) > lastRegistered {
 			for _, w := range ws[lastRegistered:] {
@@ -213,7 +223,7 @@ func followLaunch(ctx context.Context, out io.Writer, net *devnet.Network) error
 			fmt.Fprintf(out, "  %d of %d gatekeepers confirmed they hold the root key\n", confirmed, len(st.Elected))
 		}
 		if st.Phase == "launched" {
-			h, _ := net.Client.Status(ctx)
+			h, _ := cl.Status(ctx)
 			height := int64(0)
 			if h != nil {
 				height = h.Height
@@ -223,7 +233,7 @@ func followLaunch(ctx context.Context, out io.Writer, net *devnet.Network) error
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("the launch did not complete (phase %s); see %s", st.Phase, filepath.Join(net.Config.Home, "node.log"))
+			return fmt.Errorf("the launch did not complete (phase %s); see %s", st.Phase, logs)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

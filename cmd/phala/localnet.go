@@ -1,17 +1,24 @@
 package main
 
 import (
+	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/BurntSushi/toml"
 	"github.com/spf13/cobra"
 
+	"github.com/phala-go/phala/chain/bank"
+	"github.com/phala-go/phala/client"
 	"github.com/phala-go/phala/devnet"
 	"github.com/phala-go/phala/node"
 )
@@ -21,13 +28,15 @@ type localnetFlags struct {
 	basePort   int
 	blockTime  time.Duration
 	chainID    string
+	noWorkers  bool
 }
 
 func (f *localnetFlags) register(cmd *cobra.Command) {
 	cmd.Flags().IntVar(&f.validators, "validators", 4, "number of validator processes")
-	cmd.Flags().IntVar(&f.basePort, "base-port", 26657, "first port; node i listens from base-port+10*i")
+	cmd.Flags().IntVar(&f.basePort, "base-port", 26657, "first port; node i listens from base-port+10*i, the attestation service on base-port+3")
 	cmd.Flags().DurationVar(&f.blockTime, "block-time", time.Second, "pause between blocks")
 	cmd.Flags().StringVar(&f.chainID, "chain-id", "phala-localnet", "chain id of a new network")
+	cmd.Flags().BoolVar(&f.noWorkers, "no-workers", false, "a new network runs validators only: no attestation service, workers or launch")
 }
 
 // localnetHome defaults --home to ~/.phala/localnet so a localnet never
@@ -38,6 +47,9 @@ func localnetHome(cmd *cobra.Command, g *globals) string {
 	}
 	return filepath.Join(filepath.Dir(defaultHome()), "localnet")
 }
+
+// attestdConfigFile is the localnet attestation service's configuration.
+func attestdConfigFile(home string) string { return filepath.Join(home, "attestd", "attestd.toml") }
 
 // initLocalnet lays out the network unless it exists, and returns its endpoints.
 func initLocalnet(home string, f localnetFlags) (devnet.Endpoints, bool, error) {
@@ -51,14 +63,48 @@ func initLocalnet(home string, f localnetFlags) (devnet.Endpoints, bool, error) 
 		}
 		return old, false, nil
 	}
-	e, err := devnet.Init(home, devnet.Layout{ChainID: f.chainID, Validators: f.validators, BasePort: f.basePort, BlockTime: f.blockTime})
-	return e, err == nil, err
+	l := devnet.Layout{ChainID: f.chainID, Validators: f.validators, BasePort: f.basePort, BlockTime: f.blockTime}
+	if !f.noWorkers {
+		l.Workers = devnet.DefaultWorkers()
+	}
+	e, err := devnet.Init(home, l)
+	if err != nil || f.noWorkers {
+		return e, err == nil, err
+	}
+	// The workers: an attestation service that knows their CPUs, and each
+	// pRuntime on a Unix socket in its worker directory.
+	cpus, err := devnet.WorkerCPUs(home, l.Workers)
+	if err != nil {
+		return e, false, err
+	}
+	conf := attestdConfig{Listen: fmt.Sprintf("127.0.0.1:%d", devnet.AttestPort(f.basePort)), KeyFile: "key.json"}
+	for _, c := range cpus {
+		conf.KnownCPUs = append(conf.KnownCPUs, hex.EncodeToString(c))
+	}
+	var buf strings.Builder
+	if err := toml.NewEncoder(&buf).Encode(conf); err != nil {
+		return e, false, err
+	}
+	if err := os.WriteFile(attestdConfigFile(home), []byte(buf.String()), 0o600); err != nil {
+		return e, false, err
+	}
+	e.Attest = "http://" + conf.Listen
+	for _, w := range l.Workers {
+		e.Workers = append(e.Workers, devnet.WorkerEndpoint{Name: w.Name, Role: w.Role, PRuntime: "unix://" + devnet.PRuntimeSocket(home, w.Name)})
+	}
+	return e, true, devnet.WriteEndpoints(home, e)
 }
 
 func printLocalnet(w io.Writer, home string, e devnet.Endpoints) {
 	fmt.Fprintf(w, "localnet %q in %s\n", e.ChainID, home)
 	for _, n := range e.Nodes {
 		fmt.Fprintf(w, "  %s  rpc %s  p2p %s  metrics %s\n", n.Name, n.RPC, n.P2P, n.Metrics)
+	}
+	if e.Attest != "" {
+		fmt.Fprintf(w, "  attestd  %s\n", e.Attest)
+	}
+	for _, wk := range e.Workers {
+		fmt.Fprintf(w, "  %-11s pRuntime %s (%s)\n", wk.Name, wk.PRuntime, wk.Role)
 	}
 	fmt.Fprintf(w, "  endpoints %s\n", devnet.EndpointsFile(home))
 }
@@ -67,10 +113,18 @@ func localnetCmd(g *globals) *cobra.Command {
 	var f localnetFlags
 	cmd := &cobra.Command{
 		Use:   "localnet",
-		Short: "Run a multi-validator network as separate processes on loopback",
-		Long: `Run N validators, each a separate ` + "`phala node`" + ` process on 127.0.0.1. The network is
-created on first start (see ` + "`phala localnet init`" + `). Each node logs to HOME/nodeI/node.log
-and records its pid in HOME/nodeI/node.pid. Ctrl-C stops them all.`,
+		Short: "Run a multi-validator network with its workers as separate processes on loopback",
+		Long: `Run N validators, each a separate ` + "`phala node`" + ` process on 127.0.0.1, and the
+workers, each a ` + "`phala pruntime`" + ` process with a ` + "`phala host`" + ` process beside it, plus
+the attestation service (` + "`phala attestd`" + `): the genesis node, three gatekeeper
+candidates and two miners, which launch the network by themselves.
+
+The network is created on first start (see ` + "`phala localnet init`" + `). Each process
+logs to a file next to its data (HOME/nodeI/node.log, HOME/workers/NAME/pruntime.log
+and host.log, HOME/attestd/attestd.log) and records its pid beside it (.pid). A
+process that exits on its own is restarted after a second, as a service manager
+would; one that keeps failing within seconds of its start is given up on. Ctrl-C
+stops them all.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			home := localnetHome(cmd, g)
@@ -78,14 +132,22 @@ and records its pid in HOME/nodeI/node.pid. Ctrl-C stops them all.`,
 			if err != nil {
 				return err
 			}
-			return superviseLocalnet(cmd, home, e)
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			procs, err := localnetProcesses(self, home, e)
+			if err != nil {
+				return err
+			}
+			return supervise(cmd.Context(), cmd.OutOrStdout(), self, home, e, procs)
 		},
 	}
 	f.register(cmd)
 	var fi localnetFlags
 	initCmd := &cobra.Command{
 		Use:   "init",
-		Short: "Create a localnet's node homes, keyring and endpoints.json without starting it",
+		Short: "Create a localnet's node homes, keyring, workers and endpoints.json without starting it",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			home := localnetHome(cmd, g)
@@ -104,59 +166,151 @@ and records its pid in HOME/nodeI/node.pid. Ctrl-C stops them all.`,
 	return cmd
 }
 
-func superviseLocalnet(cmd *cobra.Command, home string, e devnet.Endpoints) error {
-	self, err := os.Executable()
-	if err != nil {
-		return err
+// process is one program the localnet supervisor runs.
+type process struct {
+	Name string
+	Args []string // after the executable
+	Log  string   // output file; the pid goes to Log with .pid for .log
+}
+
+func (p process) pidFile() string { return strings.TrimSuffix(p.Log, ".log") + ".pid" }
+
+// localnetProcesses lists a localnet's programs in start order: validators,
+// the attestation service, pRuntimes, hosts. Hosts spread over the
+// validators' RPC endpoints.
+func localnetProcesses(self, home string, e devnet.Endpoints) ([]process, error) {
+	var ps []process
+	for _, n := range e.Nodes {
+		ps = append(ps, process{Name: n.Name, Args: []string{"node", "--home", n.Home}, Log: filepath.Join(n.Home, "node.log")})
 	}
-	out := cmd.OutOrStdout()
+	if len(e.Workers) == 0 {
+		return ps, nil
+	}
+	ps = append(ps, process{Name: "attestd", Args: []string{"attestd", "--home", home, "--config", attestdConfigFile(home)},
+		Log: filepath.Join(home, "attestd", "attestd.log")})
+	for _, w := range e.Workers {
+		ps = append(ps, process{Name: w.Name + "/pruntime", Log: filepath.Join(devnet.WorkerDir(home, w.Name), "pruntime.log"),
+			Args: []string{"pruntime", "--home", home, "--listen", w.PRuntime, "--data", devnet.PRuntimeDataDir(home, w.Name), "--cpu", devnet.CPUDir(home, w.Name)}})
+	}
+	genesis := filepath.Join(node.NodeHome(home, 0), "config", "genesis.json")
+	for i, w := range e.Workers {
+		args := []string{"host", "--home", home, "--node", e.Nodes[i%len(e.Nodes)].RPC, "--pruntime", w.PRuntime, "--operator", w.Name, "--genesis", genesis}
+		switch w.Role {
+		case "genesis":
+		case "gatekeeper":
+			args = append(args, "--attest", e.Attest, "--stake", strconv.FormatUint(devnet.CandidateStake/bank.UnitsPerPHA, 10))
+		default:
+			args = append(args, "--attest", e.Attest)
+		}
+		ps = append(ps, process{Name: w.Name + "/host", Args: args, Log: filepath.Join(devnet.WorkerDir(home, w.Name), "host.log")})
+	}
+	return ps, nil
+}
+
+// Restart policy: a process that exits on its own is restarted after
+// restartDelay; one that exits within quickExit of its start quickFailures
+// times in a row is given up on.
+const (
+	restartDelay  = time.Second
+	quickExit     = 10 * time.Second
+	quickFailures = 3
+)
+
+// supervise runs procs until ctx ends, then stops them all.
+func supervise(ctx context.Context, out io.Writer, self, home string, e devnet.Endpoints, procs []process) error {
 	type exit struct {
 		i   int
 		err error
+		ran time.Duration
 	}
-	exits := make(chan exit, len(e.Nodes))
-	procs := make([]*exec.Cmd, len(e.Nodes))
-	for i, n := range e.Nodes {
-		logf, err := os.OpenFile(filepath.Join(n.Home, "node.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	exits := make(chan exit, len(procs))
+	running := make([]*exec.Cmd, len(procs))
+	startOne := func(i int) error {
+		p := procs[i]
+		logf, err := os.OpenFile(p.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
 			return err
 		}
-		p := exec.Command(self, "node", "--home", n.Home)
-		p.Stdout, p.Stderr = logf, logf
-		p.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C reaches us, and we stop them in order
-		if err := p.Start(); err != nil {
+		c := exec.Command(self, p.Args...)
+		c.Stdout, c.Stderr = logf, logf
+		// Ctrl-C reaches us, and we stop them in turn; if we die, they get SIGTERM.
+		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+		if err := c.Start(); err != nil {
 			logf.Close()
-			stopAll(procs)
-			return fmt.Errorf("start %s: %w", n.Name, err)
+			return fmt.Errorf("start %s: %w", p.Name, err)
 		}
-		procs[i] = p
-		go func() { exits <- exit{i, p.Wait()}; logf.Close() }()
+		os.WriteFile(p.pidFile(), []byte(strconv.Itoa(c.Process.Pid)+"\n"), 0o600)
+		running[i] = c
+		t0 := time.Now()
+		go func() { err := c.Wait(); logf.Close(); exits <- exit{i, err, time.Since(t0)} }()
+		return nil
+	}
+	alive := 0
+	for i := range procs {
+		if err := startOne(i); err != nil {
+			stopAll(running)
+			return err
+		}
+		alive++
 	}
 	printLocalnet(out, home, e)
-	fmt.Fprintln(out, "running; Ctrl-C stops every node")
-	running := len(procs)
-	for running > 0 {
+	fmt.Fprintln(out, "running; Ctrl-C stops every process")
+	if len(e.Workers) > 0 {
+		go func() {
+			if cl, err := client.New(e.RPC); err == nil {
+				if err := followLaunch(ctx, out, cl, "the processes' .log files"); err != nil && ctx.Err() == nil {
+					fmt.Fprintln(out, err)
+				}
+			}
+		}()
+	}
+	failures := make([]int, len(procs))
+	restart := make(chan int, len(procs))
+	pending := 0 // exited processes waiting for their restart
+	for alive+pending > 0 {
 		select {
-		case <-cmd.Context().Done():
-			stopAll(procs)
-			for running > 0 {
+		case <-ctx.Done():
+			stopAll(running)
+			for alive > 0 {
 				<-exits
-				running--
+				alive--
 			}
 			fmt.Fprintln(out, "stopped")
 			return nil
 		case x := <-exits:
-			running--
-			n := e.Nodes[x.i]
-			fmt.Fprintf(out, "%s exited (%v); the others keep running. Restart it with: %s node --home %s\n", n.Name, x.err, self, n.Home)
+			alive--
+			running[x.i] = nil
+			p := procs[x.i]
+			if x.ran < quickExit {
+				failures[x.i]++
+			} else {
+				failures[x.i] = 0
+			}
+			if failures[x.i] >= quickFailures {
+				fmt.Fprintf(out, "%s exited (%v) %d times within %s of starting; not restarting it. See %s; start it by hand with: %s %s\n",
+					p.Name, x.err, quickFailures, quickExit, p.Log, self, strings.Join(p.Args, " "))
+				continue
+			}
+			fmt.Fprintf(out, "%s exited (%v); restarting it in %s\n", p.Name, x.err, restartDelay)
+			pending++
+			go func() { time.Sleep(restartDelay); restart <- x.i }()
+		case i := <-restart:
+			pending--
+			if err := startOne(i); err != nil {
+				fmt.Fprintf(out, "%v; not restarting it\n", err)
+				continue
+			}
+			alive++
+			fmt.Fprintf(out, "%s restarted (pid %d)\n", procs[i].Name, running[i].Process.Pid)
 		}
 	}
-	return errors.New("every node has exited; see their node.log files")
+	return errors.New("every process has exited; see their .log files")
 }
 
-// stopAll asks every running node to stop, and kills those that do not
+// stopAll asks every running process to stop, and kills those that do not
 // within 15 s.
-func stopAll(procs []*exec.Cmd) {
+func stopAll(running []*exec.Cmd) {
+	procs := append([]*exec.Cmd(nil), running...)
 	for _, p := range procs {
 		if p != nil && p.Process != nil {
 			p.Process.Signal(syscall.SIGTERM)

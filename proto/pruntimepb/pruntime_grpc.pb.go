@@ -26,6 +26,7 @@ const (
 	PRuntime_SyncBlockchain_FullMethodName  = "/phala.pruntime.v1.PRuntime/SyncBlockchain"
 	PRuntime_DumpSideEffects_FullMethodName = "/phala.pruntime.v1.PRuntime/DumpSideEffects"
 	PRuntime_Info_FullMethodName            = "/phala.pruntime.v1.PRuntime/Info"
+	PRuntime_RenewIdentity_FullMethodName   = "/phala.pruntime.v1.PRuntime/RenewIdentity"
 )
 
 // PRuntimeClient is the client API for PRuntime service.
@@ -53,6 +54,13 @@ type PRuntimeClient interface {
 	DumpSideEffects(ctx context.Context, in *DumpSideEffectsRequest, opts ...grpc.CallOption) (*SideEffects, error)
 	// Info reports pRuntime's state.
 	Info(ctx context.Context, in *InfoRequest, opts ...grpc.CallOption) (*InfoResponse, error)
+	// RenewIdentity replaces the identity with a new one generated inside,
+	// keeping the role and the root key, before the registration expires.
+	// The next GetRAQuote names the old identity as predecessor and carries
+	// its signature; the old key is erased once the chain has registered the
+	// new one. Refused for the genesis worker, before InitRuntime, and while
+	// signed messages await delivery. Idempotent while a renewal is pending.
+	RenewIdentity(ctx context.Context, in *RenewIdentityRequest, opts ...grpc.CallOption) (*Identity, error)
 }
 
 type pRuntimeClient struct {
@@ -133,6 +141,16 @@ func (c *pRuntimeClient) Info(ctx context.Context, in *InfoRequest, opts ...grpc
 	return out, nil
 }
 
+func (c *pRuntimeClient) RenewIdentity(ctx context.Context, in *RenewIdentityRequest, opts ...grpc.CallOption) (*Identity, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Identity)
+	err := c.cc.Invoke(ctx, PRuntime_RenewIdentity_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PRuntimeServer is the server API for PRuntime service.
 // All implementations must embed UnimplementedPRuntimeServer
 // for forward compatibility.
@@ -158,6 +176,13 @@ type PRuntimeServer interface {
 	DumpSideEffects(context.Context, *DumpSideEffectsRequest) (*SideEffects, error)
 	// Info reports pRuntime's state.
 	Info(context.Context, *InfoRequest) (*InfoResponse, error)
+	// RenewIdentity replaces the identity with a new one generated inside,
+	// keeping the role and the root key, before the registration expires.
+	// The next GetRAQuote names the old identity as predecessor and carries
+	// its signature; the old key is erased once the chain has registered the
+	// new one. Refused for the genesis worker, before InitRuntime, and while
+	// signed messages await delivery. Idempotent while a renewal is pending.
+	RenewIdentity(context.Context, *RenewIdentityRequest) (*Identity, error)
 	mustEmbedUnimplementedPRuntimeServer()
 }
 
@@ -188,6 +213,9 @@ func (UnimplementedPRuntimeServer) DumpSideEffects(context.Context, *DumpSideEff
 }
 func (UnimplementedPRuntimeServer) Info(context.Context, *InfoRequest) (*InfoResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Info not implemented")
+}
+func (UnimplementedPRuntimeServer) RenewIdentity(context.Context, *RenewIdentityRequest) (*Identity, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RenewIdentity not implemented")
 }
 func (UnimplementedPRuntimeServer) mustEmbedUnimplementedPRuntimeServer() {}
 func (UnimplementedPRuntimeServer) testEmbeddedByValue()                  {}
@@ -336,6 +364,24 @@ func _PRuntime_Info_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PRuntime_RenewIdentity_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RenewIdentityRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PRuntimeServer).RenewIdentity(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PRuntime_RenewIdentity_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PRuntimeServer).RenewIdentity(ctx, req.(*RenewIdentityRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PRuntime_ServiceDesc is the grpc.ServiceDesc for PRuntime service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -370,6 +416,10 @@ var PRuntime_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Info",
 			Handler:    _PRuntime_Info_Handler,
+		},
+		{
+			MethodName: "RenewIdentity",
+			Handler:    _PRuntime_RenewIdentity_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
