@@ -61,6 +61,10 @@ type WorkerStatus struct {
 	Expires     *time.Time `json:"expires,omitempty"`
 	Genesis     bool       `json:"genesis,omitempty"`
 	Retired     bool       `json:"retired,omitempty"`
+	// RenewedBy is the successor identity of a renewed worker.
+	RenewedBy string `json:"renewed_by,omitempty"`
+	// Renews is the predecessor this identity succeeded.
+	Renews string `json:"renews,omitempty"`
 }
 
 // Status reports height, chain id, phase and validators.
@@ -122,6 +126,12 @@ func (c *Client) workerStatus(ctx context.Context, out *Status) error {
 	for _, w := range ws {
 		s := WorkerStatus{Worker: hex.EncodeToString(w.SigningKey), Platform: w.Platform, Measurement: hex.EncodeToString(w.Measurement),
 			Endpoint: w.Endpoint, Registered: w.RegisteredHeight, Genesis: w.Genesis, Retired: w.Retired}
+		if len(w.Successor) > 0 {
+			s.RenewedBy = hex.EncodeToString(w.Successor)
+		}
+		if len(w.Predecessor) > 0 {
+			s.Renews = hex.EncodeToString(w.Predecessor)
+		}
 		if a, err := crypto.AddressFromBytes(w.Operator); err == nil {
 			s.Operator = a.String()
 		}

@@ -179,8 +179,12 @@ func printWorkers(w io.Writer, st *client.Status) {
 		switch {
 		case wk.Retired:
 			note = "\tretired"
+		case wk.RenewedBy != "":
+			note = "\trenewed by " + shortHex(wk.RenewedBy)
 		case wk.Genesis:
 			note = "\tgenesis"
+		case wk.Renews != "":
+			note = "\trenews " + shortHex(wk.Renews)
 		}
 		fmt.Fprintf(w, "  %s\t%s\tmeasurement %s\texpires %s%s\n", shortHex(wk.Worker), wk.Platform, shortHex(wk.Measurement), expiry, note)
 	}
