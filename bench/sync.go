@@ -66,11 +66,11 @@ type SyncConfig struct {
 	// Fetchers is how many goroutines fetch sync blocks. Default 8.
 	Fetchers int
 	// Batch is how many blocks one SyncBlockchain call carries. Default
-	// 1,000.
+	// 500, what the host sends.
 	Batch int
 	// Rounds is how many times each ingest is measured. Default 5.
 	Rounds int
-	// GRPC also measures the verified ingest through pRuntime's gRPC API
+	// GRPC also measures pRuntime's SyncBlockchain through its gRPC API
 	// on a Unix socket (Listen, Serve, Dial).
 	GRPC bool
 	// Dir holds the recorded chain's nodes and the runtimes' data.
@@ -83,7 +83,7 @@ type SyncConfig struct {
 	// exists (and holds at least Blocks blocks), else recorded and saved.
 	ChainFile string
 	// CPUProfile, if set, receives a CPU profile of one more verified
-	// ingest after the rounds (not counted in them).
+	// (batched) ingest after the rounds (not counted in them).
 	CPUProfile string
 	// Log, if set, receives progress lines.
 	Log func(format string, args ...any)
@@ -106,7 +106,7 @@ func (c *SyncConfig) defaults() {
 		c.Fetchers = 8
 	}
 	if c.Batch == 0 {
-		c.Batch = 1000
+		c.Batch = 500
 	}
 	if c.Rounds == 0 {
 		c.Rounds = 5
@@ -164,10 +164,13 @@ type SyncResult struct {
 // BlocksPerSecond is the ingest rate.
 func (r SyncResult) BlocksPerSecond() float64 { return float64(r.Blocks) / r.Duration.Seconds() }
 
-// SyncRound is one unverified and one verified ingest of the same blocks
-// (and, with SyncConfig.GRPC, one through the gRPC API).
+// SyncRound is one unverified and one verified ingest of the same blocks,
+// the verified one through lightclient.Client.IngestBatch, one call per
+// SyncBlockchain batch; and for comparison pRuntime's SyncBlockchain as
+// built (Runtime), and with SyncConfig.GRPC the same through the gRPC API.
 type SyncRound struct {
 	Unverified, Verified SyncResult
+	Runtime              SyncResult
 	GRPC                 *SyncResult
 }
 
@@ -472,10 +475,12 @@ feed:
 	return blocks, nil
 }
 
-// MeasureSync ingests rc c.Rounds times each way: verified through a fresh
-// pRuntime (Runtime.SyncBlockchain in batches of c.Batch), the same ingest
-// with no verification (unverifiedIngest), and with c.GRPC the verified
-// ingest through the gRPC API. Rounds alternate which goes first.
+// MeasureSync ingests rc c.Rounds times each way, in batches of c.Batch:
+// verified (replicaIngest: pRuntime's SyncBlockchain with each batch handed
+// to the light client's IngestBatch in one call), the same with no
+// verification (replicaIngest's baseline), then a fresh pRuntime's own
+// Runtime.SyncBlockchain (runtimeIngest), and with c.GRPC that through the
+// gRPC API. Rounds alternate which of the first two goes first.
 func MeasureSync(ctx context.Context, rc *RecordedChain, c SyncConfig) (SyncComparison, error) {
 	c.defaults()
 	out := SyncComparison{Blocks: len(rc.Blocks), Events: rc.Events(), Bytes: rc.Bytes(), Fetch: rc.Fetch}
@@ -498,18 +503,21 @@ func MeasureSync(ctx context.Context, rc *RecordedChain, c SyncConfig) (SyncComp
 		var round SyncRound
 		rdir := filepath.Join(dir, fmt.Sprintf("round%d", r+1))
 		unverified := func() (err error) {
-			round.Unverified, err = unverifiedIngest(filepath.Join(rdir, "unverified"), platform, rc, c.Batch)
+			round.Unverified, err = replicaIngest(filepath.Join(rdir, "unverified"), platform, rc, c.Batch, false, "")
 			return err
 		}
-		verified := func() error {
-			var err error
-			round.Verified, err = verifiedIngest(filepath.Join(rdir, "verified"), platform, rc, c.Batch, "")
+		verified := func() (err error) {
+			round.Verified, err = replicaIngest(filepath.Join(rdir, "verified"), platform, rc, c.Batch, true, "")
 			return err
 		}
 		steps := []func() error{unverified, verified}
 		if r%2 == 1 {
 			steps[0], steps[1] = steps[1], steps[0]
 		}
+		steps = append(steps, func() (err error) {
+			round.Runtime, err = runtimeIngest(filepath.Join(rdir, "runtime"), platform, rc, c.Batch)
+			return err
+		})
 		if c.GRPC {
 			steps = append(steps, func() error {
 				g, err := grpcIngest(ctx, filepath.Join(rdir, "grpc"), platform, rc, c.Batch)
@@ -524,10 +532,10 @@ func MeasureSync(ctx context.Context, rc *RecordedChain, c SyncConfig) (SyncComp
 			}
 		}
 		os.RemoveAll(rdir)
-		line := fmt.Sprintf("round %d: unverified %.0f blocks/s, verified %.0f blocks/s, ratio %.2f", r+1,
-			round.Unverified.BlocksPerSecond(), round.Verified.BlocksPerSecond(), round.Ratio())
+		line := fmt.Sprintf("round %d: unverified %.0f blocks/s, verified %.0f blocks/s, ratio %.2f; pRuntime's SyncBlockchain %.0f blocks/s", r+1,
+			round.Unverified.BlocksPerSecond(), round.Verified.BlocksPerSecond(), round.Ratio(), round.Runtime.BlocksPerSecond())
 		if round.GRPC != nil {
-			line += fmt.Sprintf(", verified over gRPC %.0f blocks/s", round.GRPC.BlocksPerSecond())
+			line += fmt.Sprintf(", over gRPC %.0f blocks/s", round.GRPC.BlocksPerSecond())
 		}
 		c.Log("%s", line)
 		out.Rounds = append(out.Rounds, round)
@@ -535,7 +543,7 @@ func MeasureSync(ctx context.Context, rc *RecordedChain, c SyncConfig) (SyncComp
 	if c.CPUProfile != "" {
 		// One more verified ingest, profiled and not counted: profiling
 		// slows what it measures.
-		if _, err := verifiedIngest(filepath.Join(dir, "profiled"), platform, rc, c.Batch, c.CPUProfile); err != nil {
+		if _, err := replicaIngest(filepath.Join(dir, "profiled"), platform, rc, c.Batch, true, c.CPUProfile); err != nil {
 			return out, err
 		}
 		c.Log("wrote a CPU profile of a verified ingest to %s", c.CPUProfile)
@@ -554,24 +562,14 @@ func newRuntime(dir string, platform tee.Platform, genesis []byte, batch int) (*
 	return rt, nil
 }
 
-// verifiedIngest feeds every block to a fresh pRuntime through
-// SyncBlockchain: decode, verify, apply, seal the state after each batch.
-func verifiedIngest(dir string, platform tee.Platform, rc *RecordedChain, batch int, cpuProfile string) (SyncResult, error) {
-	res := SyncResult{Name: "verified", Blocks: len(rc.Blocks), Events: rc.Events()}
+// runtimeIngest feeds every block to a fresh pRuntime through its
+// SyncBlockchain as built: decode, verify, apply, seal the state after each
+// batch.
+func runtimeIngest(dir string, platform tee.Platform, rc *RecordedChain, batch int) (SyncResult, error) {
+	res := SyncResult{Name: "pRuntime", Blocks: len(rc.Blocks), Events: rc.Events()}
 	rt, err := newRuntime(dir, platform, rc.Genesis, batch)
 	if err != nil {
 		return res, err
-	}
-	if cpuProfile != "" {
-		f, err := os.Create(cpuProfile)
-		if err != nil {
-			return res, err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return res, err
-		}
-		defer pprof.StopCPUProfile()
 	}
 	start := time.Now()
 	for i := 0; i < len(rc.Blocks); i += batch {
@@ -592,9 +590,9 @@ func verifiedIngest(dir string, platform tee.Platform, rc *RecordedChain, batch 
 	return res, nil
 }
 
-// grpcIngest is verifiedIngest through pRuntime's API on a Unix socket.
+// grpcIngest is runtimeIngest through pRuntime's API on a Unix socket.
 func grpcIngest(ctx context.Context, dir string, platform tee.Platform, rc *RecordedChain, batch int) (SyncResult, error) {
-	res := SyncResult{Name: "verified (gRPC)", Blocks: len(rc.Blocks), Events: rc.Events()}
+	res := SyncResult{Name: "pRuntime (gRPC)", Blocks: len(rc.Blocks), Events: rc.Events()}
 	rt, err := pruntime.New(pruntime.Config{Platform: platform, DataDir: dir, MaxBatch: max(batch, 2000)})
 	if err != nil {
 		return res, err
@@ -638,9 +636,9 @@ func grpcIngest(ctx context.Context, dir string, platform tee.Platform, rc *Reco
 	return res, nil
 }
 
-// unverifiedState mirrors the sealed state pRuntime persists after each
-// batch (pruntime.sealedState), so the baseline seals as much.
-type unverifiedState struct {
+// replicaState mirrors the sealed state pRuntime persists after each batch
+// (pruntime.sealedState), so the replicas seal as much.
+type replicaState struct {
 	Version      int    `json:"version"`
 	IdentitySeed []byte `json:"identity_seed,omitempty"`
 	Genesis      []byte `json:"genesis,omitempty"`
@@ -649,33 +647,45 @@ type unverifiedState struct {
 	NextSequence uint64 `json:"next_sequence"`
 }
 
-// unverified is the baseline: pRuntime's ingest with every check that
+// replica is pRuntime's SyncBlockchain, rebuilt here so that the two
+// ingests the ratio compares run the same code but for verification:
+// verified (lc set), with the call's blocks decoded and handed to the light
+// client's IngestBatch in one call, as SyncBlockchain will once it calls
+// IngestBatch (it still calls Ingest block by block; see
+// docs/benchmarks.md); and the baseline (lc nil), with every check that
 // needs a signature, a hash or the trusted header taken out.
-type unverified struct {
+type replica struct {
+	lc       *lightclient.Client // nil: unverified
 	chainID  string
 	valsHash []byte
 	initial  int64
 	identity []byte
-	st       unverifiedState
+	st       replicaState
 	store    *system.SealedFile
 
-	header          *types.SignedHeader
-	vals            *types.ValidatorSet
+	// The unverified replica's light-client state.
+	header *types.SignedHeader
+	vals   *types.ValidatorSet
+
 	ingress, others int
 }
 
-// unverifiedIngest ingests rc as pRuntime does, minus verification. Kept:
-// decoding (lightclient.DecodeBlock, which parses and bounds the header,
-// commit, validators and event log, and proto-decodes each event as
-// proof.VerifyEventLog does, with its per-event consistency checks), the
-// next-height rule, applying each event (the same dispatch as pRuntime),
-// adopting the header as the latest, and sealing the state after each
-// batch. Left out: the commit's signatures, the header, commit and
-// validator-set hashes and light-client rules (light.VerifyAdjacent,
-// VerifyCommitLight), the link to the previous block, and the event log's
-// Merkle root against the app hash.
-func unverifiedIngest(dir string, platform tee.Platform, rc *RecordedChain, batch int) (SyncResult, error) {
+// replicaIngest ingests rc as pRuntime does in batches of batch blocks,
+// verified or not. Both decode every block (lightclient.DecodeBlock, which
+// parses and bounds the header, commit, validators and event log), decode
+// every event with proof.VerifyEventLog's per-event consistency checks,
+// apply each event (the same dispatch as pRuntime), adopt the header as the
+// latest and seal the state after each batch. Verified also does
+// everything else lightclient.Client.IngestBatch does: the commit's
+// signatures, the header, commit and validator-set hashes and the
+// light-client rules (light.VerifyAdjacent, VerifyCommitLight), the link to
+// the previous block, and the event log's Merkle root against the app hash.
+// The unverified baseline keeps only the next-height rule of all that.
+func replicaIngest(dir string, platform tee.Platform, rc *RecordedChain, batch int, verify bool, cpuProfile string) (SyncResult, error) {
 	res := SyncResult{Name: "unverified", Blocks: len(rc.Blocks)}
+	if verify {
+		res.Name = "verified"
+	}
 	doc, err := types.GenesisDocFromJSON(rc.Genesis)
 	if err != nil {
 		return res, err
@@ -688,41 +698,105 @@ func unverifiedIngest(dir string, platform tee.Platform, rc *RecordedChain, batc
 	if err != nil {
 		return res, err
 	}
-	store, err := system.NewSealedFile(filepath.Join(dir, "unverified.sealed"), key, "phala/bench/unverified/v1")
+	store, err := system.NewSealedFile(filepath.Join(dir, res.Name+".sealed"), key, "phala/bench/"+res.Name+"/v1")
 	if err != nil {
 		return res, err
 	}
 	seed := make([]byte, 32)
 	rand.Read(seed)
-	u := &unverified{
+	u := &replica{
 		chainID: doc.ChainID, valsHash: lcfg.GenesisValidators.Hash(), initial: max(doc.InitialHeight, 1),
 		identity: ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey), store: store,
 		vals: lcfg.GenesisValidators,
-		st:   unverifiedState{Version: 1, IdentitySeed: seed, Genesis: rc.Genesis, Role: pruntime.RoleWorker},
+		st:   replicaState{Version: 1, IdentitySeed: seed, Genesis: rc.Genesis, Role: pruntime.RoleWorker},
+	}
+	if verify {
+		if u.lc, err = lightclient.New(lcfg); err != nil {
+			return res, err
+		}
+	}
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return res, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return res, err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	start := time.Now()
 	for i := 0; i < len(rc.Blocks); i += batch {
-		if err := u.sync(rc.Blocks[i:min(i+batch, len(rc.Blocks))]); err != nil {
+		part := rc.Blocks[i:min(i+batch, len(rc.Blocks))]
+		if verify {
+			err = u.syncVerified(part)
+		} else {
+			err = u.sync(part)
+		}
+		if err != nil {
 			return res, err
 		}
 	}
 	res.Duration = time.Since(start)
-	res.Height = u.header.Height
+	res.Height = u.height()
 	res.Events = u.ingress + u.others
 	if res.Height != int64(len(rc.Blocks)) || res.Events != rc.Events() {
-		return res, fmt.Errorf("unverified ingest ended at height %d with %d events, want %d and %d", res.Height, res.Events, len(rc.Blocks), rc.Events())
+		return res, fmt.Errorf("%s ingest ended at height %d with %d events, want %d and %d", res.Name, res.Height, res.Events, len(rc.Blocks), rc.Events())
 	}
 	return res, nil
 }
 
-func (u *unverified) height() int64 {
+func (u *replica) height() int64 {
+	if u.lc != nil {
+		return u.lc.Height()
+	}
 	if u.header == nil {
 		return u.initial - 1
 	}
 	return u.header.Height
 }
 
-func (u *unverified) sync(blocks []*pruntimepb.SyncBlock) error {
+// syncVerified is SyncBlockchain with IngestBatch: decode the blocks (up
+// to the first that does not decode), verify them in one IngestBatch call,
+// apply the events of those it adopted, seal.
+func (u *replica) syncVerified(blocks []*pruntimepb.SyncBlock) error {
+	bs := make([]lightclient.Block, 0, len(blocks))
+	var verr error
+	for _, sb := range blocks {
+		b, err := lightclient.DecodeBlock(sb)
+		if err != nil {
+			verr = err
+			break
+		}
+		bs = append(bs, b)
+	}
+	evss, err := u.lc.IngestBatch(bs)
+	if err != nil {
+		verr = err
+	}
+	for _, evs := range evss {
+		for _, ev := range evs {
+			u.apply(ev)
+		}
+	}
+	if len(evss) > 0 {
+		if u.st.LightClient, err = u.lc.Marshal(); err != nil {
+			return err
+		}
+		raw, err := json.Marshal(u.st)
+		if err != nil {
+			return err
+		}
+		if err := u.store.Store(raw); err != nil {
+			return err
+		}
+	}
+	return verr
+}
+
+// sync is the unverified baseline.
+func (u *replica) sync(blocks []*pruntimepb.SyncBlock) error {
 	for _, sb := range blocks {
 		b, err := lightclient.DecodeBlock(sb)
 		if err != nil {
@@ -776,7 +850,7 @@ func (u *unverified) sync(blocks []*pruntimepb.SyncBlock) error {
 
 // apply dispatches an event as pRuntime's apply does; the benchmark's
 // events are ingress messages, which pRuntime's roles do not act on.
-func (u *unverified) apply(ev *chainpb.WorkerEvent) {
+func (u *replica) apply(ev *chainpb.WorkerEvent) {
 	switch k := ev.Kind.(type) {
 	case *chainpb.WorkerEvent_WorkerMessage:
 		if bytes.Equal(k.WorkerMessage.Sender, u.identity) {

@@ -32,7 +32,7 @@ func TestSyncBenchmarkRuns(t *testing.T) {
 		t.Fatalf("comparison %+v", res)
 	}
 	r := res.Median()
-	for _, s := range []SyncResult{r.Unverified, r.Verified, *r.GRPC} {
+	for _, s := range []SyncResult{r.Unverified, r.Verified, r.Runtime, *r.GRPC} {
 		if s.Height != blocks || s.Blocks != blocks || s.Events != res.Events || s.BlocksPerSecond() <= 0 {
 			t.Fatalf("%s: %+v", s.Name, s)
 		}
@@ -40,8 +40,8 @@ func TestSyncBenchmarkRuns(t *testing.T) {
 	if r.Ratio() <= 0 {
 		t.Fatalf("ratio %v", r.Ratio())
 	}
-	t.Logf("unverified %.0f blocks/s, verified %.0f blocks/s, ratio %.2f (small scale; see make bench)",
-		r.Unverified.BlocksPerSecond(), r.Verified.BlocksPerSecond(), r.Ratio())
+	t.Logf("unverified %.0f blocks/s, verified %.0f blocks/s, ratio %.2f, pRuntime %.0f blocks/s (small scale; see make bench)",
+		r.Unverified.BlocksPerSecond(), r.Verified.BlocksPerSecond(), r.Ratio(), r.Runtime.BlocksPerSecond())
 
 	// The saved chain loads back and is measured the same way.
 	rc, err := LoadChain(chainFile)

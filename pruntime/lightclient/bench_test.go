@@ -78,3 +78,28 @@ func BenchmarkIngestWire(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "blocks/s")
 }
+
+// BenchmarkIngestBatch is BenchmarkIngest through IngestBatch, 500 blocks a
+// call as pRuntime's SyncBlockchain sends them; b.N counts blocks.
+func BenchmarkIngestBatch(b *testing.B) {
+	const batch = 500
+	c := benchChain(b)
+	cl := c.synced(0)
+	h := int64(1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done := 0; done < b.N; {
+		if h > benchBlocks {
+			b.StopTimer()
+			cl, h = c.synced(0), 1
+			b.StartTimer()
+		}
+		n := min(int64(batch), benchBlocks-h+1, int64(b.N-done))
+		if evs, err := cl.IngestBatch(c.blocks[h : h+n]); err != nil || len(evs) != int(n) {
+			b.Fatal(err)
+		}
+		h += n
+		done += int(n)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "blocks/s")
+}

@@ -15,7 +15,9 @@
 // h-1, which header h commits to through its app hash (package proof). So
 // Ingest(h) returns the events of block h-1, and after it Height() is h: the
 // events of every block below Height() have been returned, and state proofs
-// are checked against the state after block Height()-1.
+// are checked against the state after block Height()-1. IngestBatch takes
+// many steps at once with the same outcome as Ingest on each in turn,
+// verifying the commits' signatures together, in batches (batch.go).
 //
 // # Verification
 //
@@ -260,11 +262,28 @@ func (c *Client) VerifyState(p *proof.StateProof) error {
 func (c *Client) Ingest(b Block) ([]*chainpb.WorkerEvent, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.ingest(b)
+}
+
+// ingest is Ingest with c.mu held.
+func (c *Client) ingest(b Block) ([]*chainpb.WorkerEvent, error) {
 	st := c.st.Load()
-	next, err := c.verifyHeader(st, b)
+	next, err := c.verifyHeader(st, b, nil)
 	if err != nil {
 		return nil, err
 	}
+	evs, err := c.verifyEventLog(st, b)
+	if err != nil {
+		return nil, err
+	}
+	c.st.Store(next)
+	return evs, nil
+}
+
+// verifyEventLog checks b's event log against b's header, which must have
+// passed verifyHeader from st, and returns its events (an empty, non-nil
+// slice for the first block).
+func (c *Client) verifyEventLog(st *state, b Block) ([]*chainpb.WorkerEvent, error) {
 	sh := b.SignedHeader
 	var evs []*chainpb.WorkerEvent
 	if st.header == nil {
@@ -275,11 +294,11 @@ func (c *Client) Ingest(b Block) ([]*chainpb.WorkerEvent, error) {
 		if b.EventLog == nil {
 			return nil, fmt.Errorf("%w: block %d comes without the event log of block %d", ErrEventLog, sh.Height, sh.Height-1)
 		}
+		var err error
 		if evs, err = proof.VerifyEventLog(sh.Header, b.EventLog); err != nil {
 			return nil, fmt.Errorf("%w: block %d: %w", ErrEventLog, sh.Height, err)
 		}
 	}
-	c.st.Store(next)
 	if evs == nil {
 		evs = []*chainpb.WorkerEvent{}
 	}
@@ -287,8 +306,12 @@ func (c *Client) Ingest(b Block) ([]*chainpb.WorkerEvent, error) {
 }
 
 // verifyHeader checks b's header against st and returns the state that
-// adopts it.
-func (c *Client) verifyHeader(st *state, b Block) (*state, error) {
+// adopts it. With d nil the commit's signatures are verified here, by
+// CometBFT (ValidatorSet.VerifyCommitLight, light.VerifyAdjacent); with d
+// every other check is made the same, and the signatures CometBFT would
+// batch-verify are added to d instead: the header is then verified only
+// once d.verify says those signatures are valid (see batch.go).
+func (c *Client) verifyHeader(st *state, b Block, d *sigBatch) (*state, error) {
 	sh := b.SignedHeader
 	if sh == nil || sh.Header == nil || sh.Commit == nil {
 		return nil, fmt.Errorf("%w: the block has no header or no commit", ErrMalformed)
@@ -325,7 +348,7 @@ func (c *Client) verifyHeader(st *state, b Block) (*state, error) {
 		if !bytes.Equal(sh.ValidatorsHash, c.genesisHash) {
 			return nil, fmt.Errorf("%w: first block %d names validators %X, the genesis set is %X", ErrHeader, sh.Height, []byte(sh.ValidatorsHash), c.genesisHash)
 		}
-		if err := c.genesis.VerifyCommitLight(c.chainID, sh.Commit.BlockID, sh.Height, sh.Commit); err != nil {
+		if err := verifyCommitLight(c.genesis, c.chainID, sh.Commit.BlockID, sh.Height, sh.Commit, d); err != nil {
 			return nil, fmt.Errorf("%w: block %d is not signed by the genesis validators: %w", ErrHeader, sh.Height, err)
 		}
 	} else {
@@ -334,7 +357,7 @@ func (c *Client) verifyHeader(st *state, b Block) (*state, error) {
 				return nil, fmt.Errorf("%w: the validators change at block %d (header %d names next %X, it was signed by %X); the host must send the new set", ErrValidatorSet, sh.Height, st.header.Height, []byte(st.header.NextValidatorsHash), []byte(st.header.ValidatorsHash))
 			}
 		}
-		if err := light.VerifyAdjacent(st.header, sh, vals, c.trustingPeriod, sh.Time, c.maxClockDrift); err != nil {
+		if err := verifyAdjacent(st.header, sh, vals, c.trustingPeriod, sh.Time, c.maxClockDrift, d); err != nil {
 			// light.ErrInvalidHeader does not unwrap; keep its cause
 			// (e.g. types.ErrNotEnoughVotingPowerSigned) reachable.
 			var ih light.ErrInvalidHeader

@@ -304,7 +304,20 @@ func TestMaliciousHost(t *testing.T) {
 		}, lc.ErrHeader, "expected old header next validators"},
 		{"no header", k, func() lc.Block { return lc.Block{EventLog: c.logs[k]} }, lc.ErrMalformed, "no header or no commit"},
 	}
+	matches := func(err, want error) bool {
+		switch w := want.(type) {
+		case types.ErrNotEnoughVotingPowerSigned:
+			return errors.As(err, &w) && errors.Is(err, lc.ErrHeader)
+		case light.ErrOldHeaderExpired:
+			return errors.As(err, &w) && errors.Is(err, lc.ErrHeader)
+		default:
+			return errors.Is(err, want)
+		}
+	}
 	for _, tc := range cases {
+		// Each refusal through Ingest, then through IngestBatch, with the
+		// bad block after a few genuine ones and before genuine ones.
+		var ingestErr string
 		t.Run(tc.name, func(t *testing.T) {
 			cl := c.synced(tc.at)
 			before := mustMarshal(t, cl)
@@ -317,16 +330,8 @@ func TestMaliciousHost(t *testing.T) {
 				t.Fatal("accepted")
 			}
 			t.Log(err)
-			var matches bool
-			switch w := tc.want.(type) {
-			case types.ErrNotEnoughVotingPowerSigned:
-				matches = errors.As(err, &w) && errors.Is(err, lc.ErrHeader)
-			case light.ErrOldHeaderExpired:
-				matches = errors.As(err, &w) && errors.Is(err, lc.ErrHeader)
-			default:
-				matches = errors.Is(err, tc.want)
-			}
-			if !matches || !strings.Contains(err.Error(), tc.msg) || evs != nil {
+			ingestErr = err.Error()
+			if !matches(err, tc.want) || !strings.Contains(err.Error(), tc.msg) || evs != nil {
 				t.Fatalf("got %v, want %v mentioning %q", err, tc.want, tc.msg)
 			}
 			var hdrAfter []byte
@@ -345,6 +350,41 @@ func TestMaliciousHost(t *testing.T) {
 				if h > 1 {
 					c.checkEvents(t, h-1, evs)
 				}
+			}
+		})
+		t.Run(tc.name+", batched", func(t *testing.T) {
+			from := max(0, tc.at-3)
+			cl := c.synced(from)
+			var bs []lc.Block
+			for h := from + 1; h <= tc.at; h++ {
+				bs = append(bs, honest(h))
+			}
+			bs = append(bs, tc.block(), honest(tc.at+1), honest(tc.at+2))
+			good := int(tc.at - from)
+			if n := cl.BatchFastPath(bs); n != good {
+				t.Fatalf("the batched verification accepted %d blocks, want the %d genuine ones before the bad one", n, good)
+			}
+			evs, err := cl.IngestBatch(bs)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !matches(err, tc.want) || err.Error() != ingestErr {
+				t.Fatalf("got %v, want Ingest's error %q", err, ingestErr)
+			}
+			if len(evs) != good {
+				t.Fatalf("%d blocks adopted, want %d", len(evs), good)
+			}
+			for i, e := range evs {
+				if h := from + 1 + int64(i); h > 1 {
+					c.checkEvents(t, h-1, e)
+				}
+			}
+			if cl.Height() != tc.at || !bytes.Equal(mustMarshal(t, cl), mustMarshal(t, c.synced(tc.at))) {
+				t.Fatalf("after the refusal the client is at %d, not where Ingest leaves it (%d)", cl.Height(), tc.at)
+			}
+			evs, err = cl.IngestBatch([]lc.Block{honest(tc.at + 1), honest(tc.at + 2)})
+			if err != nil || len(evs) != 2 {
+				t.Fatalf("genuine blocks after the refusal: %d adopted, %v", len(evs), err)
 			}
 		})
 	}
@@ -514,8 +554,8 @@ func TestConfig(t *testing.T) {
 	}
 }
 
-// TestConcurrentReads reads the client while it ingests: readers see whole
-// states (run with -race).
+// TestConcurrentReads reads the client while it ingests, block by block and
+// in batches: readers see whole states (run with -race).
 func TestConcurrentReads(t *testing.T) {
 	c := newSimChain(t, "sim-concurrent", 4)
 	c.grow(40)
@@ -542,8 +582,13 @@ func TestConcurrentReads(t *testing.T) {
 			}
 		}
 	}()
-	for h := int64(1); h <= 40; h++ {
+	for h := int64(1); h <= 20; h++ {
 		if _, err := cl.Ingest(c.blocks[h]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for h := int64(21); h <= 40; h += 5 {
+		if _, err := cl.IngestBatch(c.blocks[h : h+5]); err != nil {
 			t.Fatal(err)
 		}
 	}
