@@ -3,10 +3,12 @@ package devnet_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/phala-go/phala/chain"
+	"github.com/phala-go/phala/chain/gatekeeper"
 	"github.com/phala-go/phala/devnet"
 	"github.com/phala-go/phala/internal/testutil"
 	"github.com/phala-go/phala/pruntime"
@@ -116,4 +118,73 @@ func TestWorkersRenewIdentityBeforeExpiry(t *testing.T) {
 		}
 	}
 	t.Logf("renewed %d workers; chain time %s is past the old expiry %s", len(renewed), s.BlockTime.UTC(), time.Unix(lastExpiry, 0).UTC())
+}
+
+// TestRenewalsAcrossTheLaunch: registrations last 10 s and the election
+// waits for block 55, so workers renew before the election (their
+// successors stand with the moved bonds and are elected) and again after
+// the launch (the seats move). In the end every gatekeeper seat is held by
+// the current identity of a worker whose pRuntime holds the root key, and
+// every worker has renewed twice.
+func TestRenewalsAcrossTheLaunch(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cfg := devnet.Config{Home: t.TempDir(), BasePort: testutil.FreePorts(t, 4), BlockTime: 150 * time.Millisecond, Workers: devnet.DefaultWorkers(),
+		Launch:      gatekeeper.Params{NGatekeepers: 3, ElectionHeight: 55, HandoverBlocks: 30},
+		TuneGenesis: func(g *chain.Genesis) { g.Registry.Params.RegistrationTTL = 10 }}
+	net, err := devnet.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer net.Stop()
+	if _, err := devnet.WaitLaunched(ctx, net.Client); err != nil {
+		t.Fatal(err)
+	}
+	var last error
+	for {
+		last = func() error {
+			st, err := net.Client.Launch(ctx)
+			if err != nil {
+				return err
+			}
+			holders := map[string]string{}
+			for name, rt := range net.Workers.Runtimes {
+				in := rt.Info()
+				if name == "genesis" {
+					continue
+				}
+				w, err := net.Client.Worker(ctx, in.SigningKey)
+				if err != nil || w == nil {
+					return fmt.Errorf("%s: current identity not registered yet (%v)", name, err)
+				}
+				if len(w.Predecessor) == 0 {
+					return fmt.Errorf("%s has not renewed yet", name)
+				}
+				if p, err := net.Client.Worker(ctx, w.Predecessor); err != nil || len(p.GetPredecessor()) == 0 {
+					return fmt.Errorf("%s has renewed once, not twice (%v)", name, err)
+				}
+				if in.HoldsRootKey {
+					holders[string(in.SigningKey)] = name
+				}
+			}
+			for _, g := range st.Elected {
+				if holders[string(g.SigningKey)] == "" {
+					return fmt.Errorf("seat %X is not held by a current identity holding the root key", g.SigningKey)
+				}
+			}
+			return nil
+		}()
+		if last == nil {
+			if testing.Verbose() {
+				st, _ := net.Client.Status(ctx)
+				t.Logf("at height %d every worker renewed twice and every seat is held", st.Height)
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("after the launch: %v", last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }

@@ -65,6 +65,8 @@ type Host struct {
 	staked   bool
 	// renewWait is why a due renewal last waited (logged once per reason).
 	renewWait string
+	// retryAt delays the next renewal or bond attempt after a failure.
+	retryAt time.Time
 }
 
 // New checks cfg.
@@ -122,14 +124,24 @@ func (h *Host) Step(ctx context.Context) (busy bool, err error) {
 			return false, fmt.Errorf("initialise pRuntime: %w", err)
 		}
 	}
-	h.key = info.SigningKey
+	if !bytes.Equal(info.SigningKey, h.key) { // first step, or a renewal took effect
+		h.key, h.staked = info.SigningKey, false
+		clear(h.sentAt)
+	}
 	st, err := h.cfg.Chain.RPC().Status(ctx)
 	if err != nil {
 		return false, err
 	}
 	if info.Role != "genesis" {
-		if err := h.register(ctx, st.SyncInfo.LatestBlockTime); err != nil {
+		registered, err := h.register(ctx, info, st.SyncInfo.LatestBlockTime)
+		if err != nil && !registered {
 			return false, err
+		}
+		if err != nil {
+			// A registered worker keeps syncing and relaying while its
+			// renewal or bond is retried: a gatekeeper must not go deaf.
+			h.log.Warn("worker upkeep failed; retrying later", "err", err)
+			h.retryAt = time.Now().Add(retryPause)
 		}
 	}
 	busy, err = h.sync(ctx, info.Height, st.SyncInfo.LatestBlockHeight)
@@ -139,42 +151,60 @@ func (h *Host) Step(ctx context.Context) (busy bool, err error) {
 	return busy, h.relay(ctx)
 }
 
-// register registers the pRuntime if the chain does not know it yet, then
-// bonds the configured stake; it renews the identity when the registration
-// nears its expiry at block time now.
-func (h *Host) register(ctx context.Context, now time.Time) error {
+// retryPause spaces out retries of a failed renewal or bond, each of which
+// may cost an attestation.
+const retryPause = 5 * time.Second
+
+// register registers the pRuntime's identity if the chain does not know it
+// yet; for a registered one it renews the identity when the registration
+// nears its expiry at block time now, and bonds the configured stake. It
+// reports whether the current identity is registered.
+func (h *Host) register(ctx context.Context, info *pruntimepb.InfoResponse, now time.Time) (bool, error) {
 	w, err := h.cfg.Chain.Worker(ctx, h.key)
 	if err != nil {
-		return err
+		return false, err
 	}
-	if w != nil && h.renewDue(w, now) {
-		renewed, err := h.renew(ctx, w)
-		if err != nil {
-			return err
+	if w == nil {
+		return false, h.submitRegistration(ctx)
+	}
+	if time.Now().Before(h.retryAt) {
+		return true, nil
+	}
+	if info.RenewalPending || h.renewDue(w, now) {
+		if err := h.renew(ctx, info, w); err != nil {
+			return true, err
 		}
-		if renewed {
-			w = nil // the new identity registers now
-		}
+	}
+	return true, h.bond(ctx)
+}
+
+// submitRegistration quotes pRuntime's registration info (its identity, or
+// during a renewal its successor), has the attestation service vouch for
+// the quote, and registers it on chain, paid by the operator.
+func (h *Host) submitRegistration(ctx context.Context) error {
+	if h.cfg.Attest == nil {
+		return errors.New("pRuntime is not registered and no attestation service is configured")
 	}
 	op := crypto.AddressFromPubKey(h.cfg.Operator.Public().(ed25519.PublicKey))
-	if w == nil {
-		if h.cfg.Attest == nil {
-			return errors.New("pRuntime is not registered and no attestation service is configured")
-		}
-		q, err := h.cfg.PRuntime.GetRAQuote(ctx, &pruntimepb.GetRAQuoteRequest{Operator: op[:], Endpoint: h.cfg.Endpoint})
-		if err != nil {
-			return fmt.Errorf("pRuntime quote: %w", err)
-		}
-		ev, err := h.cfg.Attest.Report(ctx, q.Quote)
-		if err != nil {
-			return fmt.Errorf("attestation service: %w", err)
-		}
-		msg := &chainpb.MsgRegisterWorker{Info: q.Info, Platform: q.Platform, Evidence: ev, PredecessorSignature: q.PredecessorSignature}
-		if _, err := h.cfg.Chain.Send(ctx, h.cfg.Operator, &chainpb.TxBody{Msg: &chainpb.TxBody_RegisterWorker{RegisterWorker: msg}}, client.SendOptions{}); err != nil {
-			return fmt.Errorf("register worker: %w", err)
-		}
-		h.log.Info("registered the worker", "worker", fmt.Sprintf("%X", h.key), "measurement", fmt.Sprintf("%X", q.Measurement))
+	q, err := h.cfg.PRuntime.GetRAQuote(ctx, &pruntimepb.GetRAQuoteRequest{Operator: op[:], Endpoint: h.cfg.Endpoint})
+	if err != nil {
+		return fmt.Errorf("pRuntime quote: %w", err)
 	}
+	ev, err := h.cfg.Attest.Report(ctx, q.Quote)
+	if err != nil {
+		return fmt.Errorf("attestation service: %w", err)
+	}
+	msg := &chainpb.MsgRegisterWorker{Info: q.Info, Platform: q.Platform, Evidence: ev, PredecessorSignature: q.PredecessorSignature}
+	if _, err := h.cfg.Chain.Send(ctx, h.cfg.Operator, &chainpb.TxBody{Msg: &chainpb.TxBody_RegisterWorker{RegisterWorker: msg}}, client.SendOptions{}); err != nil {
+		return fmt.Errorf("register worker: %w", err)
+	}
+	h.log.Info("registered the worker", "info", fmt.Sprintf("%X", crypto.WorkerReportData(q.Info)), "renewal", len(q.PredecessorSignature) > 0, "measurement", fmt.Sprintf("%X", q.Measurement))
+	return nil
+}
+
+// bond bonds the configured stake to the current identity (a renewal moves
+// the bond with it, so this tops up only what is missing).
+func (h *Host) bond(ctx context.Context) error {
 	if h.cfg.Stake == 0 || h.staked {
 		return nil
 	}
@@ -206,39 +236,35 @@ func (h *Host) renewDue(w *chainpb.Worker, now time.Time) bool {
 	return !now.Before(time.Unix(w.ExpiresAt, 0).Add(-before))
 }
 
-// renew asks pRuntime for a new identity that succeeds w. It waits while
-// pRuntime has messages awaiting delivery (the chain takes none from a
-// renewed worker) and while w is elected in an open launch round (the root
-// key is being sealed to its current keys).
-// It reports whether it renewed; while it waits the host syncs and relays
-// as usual, which is what ends the wait.
-func (h *Host) renew(ctx context.Context, w *chainpb.Worker) (bool, error) {
-	fx, err := h.cfg.PRuntime.DumpSideEffects(ctx, &pruntimepb.DumpSideEffectsRequest{})
-	if err != nil {
-		return false, err
-	}
-	if n := len(fx.Messages); n > 0 {
-		h.waitRenewal(fmt.Sprintf("%d signed messages to be delivered", n))
-		return false, nil
+// renew has pRuntime prepare a successor identity (once) and registers it
+// as w's successor. pRuntime switches to it when it syncs the block with
+// the registration. It waits while w is elected in an open launch round:
+// the root key is being sealed to w's keys and the chain would refuse.
+func (h *Host) renew(ctx context.Context, info *pruntimepb.InfoResponse, w *chainpb.Worker) error {
+	if len(info.NextSigningKey) > 0 {
+		if nw, err := h.cfg.Chain.Worker(ctx, info.NextSigningKey); err != nil || nw != nil {
+			return err // registered: pRuntime switches once it syncs that block
+		}
 	}
 	if st, err := h.cfg.Chain.Launch(ctx); err != nil {
-		return false, err
+		return err
 	} else if st != nil && st.Phase != "launched" {
 		for _, g := range st.Elected {
 			if bytes.Equal(g.SigningKey, w.SigningKey) {
 				h.waitRenewal(fmt.Sprintf("launch round %d, in which this worker is elected, to end", st.Round))
-				return false, nil
+				return nil
 			}
 		}
 	}
-	id, err := h.cfg.PRuntime.RenewIdentity(ctx, &pruntimepb.RenewIdentityRequest{})
-	if err != nil {
-		return false, fmt.Errorf("renew the pRuntime identity: %w", err)
+	if len(info.NextSigningKey) == 0 {
+		id, err := h.cfg.PRuntime.RenewIdentity(ctx, &pruntimepb.RenewIdentityRequest{})
+		if err != nil {
+			return fmt.Errorf("renew the pRuntime identity: %w", err)
+		}
+		h.log.Info("renewing the worker identity before its registration expires", "identity", fmt.Sprintf("%X", w.SigningKey), "successor", fmt.Sprintf("%X", id.SigningKey), "expires", time.Unix(w.ExpiresAt, 0).UTC())
 	}
-	h.log.Info("renewing the worker identity before its registration expires", "old", fmt.Sprintf("%X", w.SigningKey), "new", fmt.Sprintf("%X", id.SigningKey), "expires", time.Unix(w.ExpiresAt, 0).UTC())
-	h.key, h.staked, h.renewWait = id.SigningKey, false, ""
-	clear(h.sentAt)
-	return true, nil
+	h.renewWait = ""
+	return h.submitRegistration(ctx)
 }
 
 // waitRenewal logs why a due renewal waits, once per reason.

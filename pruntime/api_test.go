@@ -1,19 +1,14 @@
 package pruntime_test
 
 import (
-	"bytes"
 	"context"
-	"crypto/ed25519"
-	"errors"
 	"path/filepath"
 	"testing"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/phala-go/phala/crypto"
-	"github.com/phala-go/phala/proto/chainpb"
 	"github.com/phala-go/phala/proto/pruntimepb"
 	"github.com/phala-go/phala/pruntime"
 	"github.com/phala-go/phala/tee/sim"
@@ -85,86 +80,5 @@ func TestAPIOverSocket(t *testing.T) {
 	}
 	if _, err := pruntime.Listen("10.0.0.1:9"); err == nil {
 		t.Fatal("pRuntime listened off loopback")
-	}
-}
-
-// TestRenewIdentity: a renewal makes a new identity inside pRuntime, keeps
-// the old key only to sign the successor's registration (quotes name the
-// predecessor and carry its signature over exactly that info), survives a
-// restart while pending, and is refused where it cannot apply.
-func TestRenewIdentity(t *testing.T) {
-	cpu, _ := sim.OpenCPU(t.TempDir())
-	p := sim.New(cpu, sim.Measure([]byte("b")))
-	dir := t.TempDir()
-	rt, err := pruntime.New(pruntime.Config{Platform: p, DataDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rt.RenewIdentity(); !errors.Is(err, pruntime.ErrNotInitialized) {
-		t.Fatalf("renewal before init: %v", err)
-	}
-	if _, err := rt.InitRuntime([]byte(genesisA)); err != nil {
-		t.Fatal(err)
-	}
-	old := rt.Info().SigningKey
-	q0, err := rt.GetRAQuote(make([]byte, 20), "")
-	if err != nil || len(q0.PredecessorSignature) != 0 {
-		t.Fatalf("first quote: %v %v", q0, err)
-	}
-	id, err := rt.RenewIdentity()
-	if err != nil || bytes.Equal(id.SigningKey, old) {
-		t.Fatalf("renewal: %v %v", id, err)
-	}
-	if in := rt.Info(); !bytes.Equal(in.SigningKey, id.SigningKey) || !in.RenewalPending || in.NextSequence != 0 {
-		t.Fatalf("info after renewal: %v", in)
-	}
-	if again, err := rt.RenewIdentity(); err != nil || !bytes.Equal(again.SigningKey, id.SigningKey) {
-		t.Fatalf("a pending renewal must return the same successor: %v %v", again, err)
-	}
-	checkQuote := func(rt *pruntime.Runtime) {
-		t.Helper()
-		q, err := rt.GetRAQuote(make([]byte, 20), "e")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var info chainpb.WorkerInfo
-		if err := proto.Unmarshal(q.Info, &info); err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(info.SigningKey, id.SigningKey) || !bytes.Equal(info.Predecessor, old) {
-			t.Fatalf("renewal info names %X succeeding %X; want %X succeeding %X", info.SigningKey, info.Predecessor, id.SigningKey, old)
-		}
-		if !ed25519.Verify(old, crypto.RenewalBytes(q.Info), q.PredecessorSignature) {
-			t.Fatal("the predecessor signature does not verify under the old key")
-		}
-		vq, err := sim.VerifyQuote(q.Quote)
-		if err != nil || vq.ReportData != crypto.WorkerReportData(q.Info) {
-			t.Fatalf("quote does not commit to the renewal info: %v", err)
-		}
-	}
-	checkQuote(rt)
-	// Restarted from its sealed state, the renewal is still pending.
-	rt2, err := pruntime.New(pruntime.Config{Platform: p, DataDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if in := rt2.Info(); !bytes.Equal(in.SigningKey, id.SigningKey) || !in.RenewalPending {
-		t.Fatalf("restarted during a renewal: %v", in)
-	}
-	checkQuote(rt2)
-
-	// The genesis worker retires rather than renewing.
-	g, err := pruntime.New(pruntime.Config{Platform: p, DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := g.Bootstrap(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := g.InitRuntime([]byte(genesisA)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := g.RenewIdentity(); !errors.Is(err, pruntime.ErrBadRequest) {
-		t.Fatalf("genesis worker renewal: %v", err)
 	}
 }

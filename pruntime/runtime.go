@@ -67,9 +67,11 @@ type Config struct {
 type sealedState struct {
 	Version      int    `json:"version"`
 	IdentitySeed []byte `json:"identity_seed,omitempty"`
-	// PrevIdentitySeed is the identity a pending renewal replaces; it signs
-	// the successor's registration and is erased once the chain has it.
-	PrevIdentitySeed []byte   `json:"prev_identity_seed,omitempty"`
+	// NextIdentitySeed is a pending renewal's successor identity; it
+	// replaces IdentitySeed once a verified block shows it registered.
+	NextIdentitySeed []byte `json:"next_identity_seed,omitempty"`
+	// Registered: a verified block showed the identity registered.
+	Registered bool `json:"registered,omitempty"`
 	Genesis          []byte   `json:"genesis,omitempty"` // genesis.json as given to InitRuntime
 	LightClient      []byte   `json:"light_client,omitempty"`
 	Role             string   `json:"role"`
@@ -90,7 +92,8 @@ type Runtime struct {
 	mu      sync.Mutex
 	st      sealedState
 	id      *system.Identity // nil once retired
-	prevID  *system.Identity // the identity a pending renewal replaces
+	next    *system.Identity // a pending renewal's successor
+	broken  error            // set when a verified event could not be applied
 	chainID string
 	genHash []byte
 	lc      *lightclient.Client
@@ -150,13 +153,13 @@ func (r *Runtime) load() error {
 		}
 		r.id = id
 	}
-	r.prevID = nil
-	if r.st.PrevIdentitySeed != nil {
-		id, err := system.NewIdentity(r.st.PrevIdentitySeed)
+	r.next = nil
+	if r.st.NextIdentitySeed != nil {
+		id, err := system.NewIdentity(r.st.NextIdentitySeed)
 		if err != nil {
 			return err
 		}
-		r.prevID = id
+		r.next = id
 	}
 	if r.st.Genesis == nil {
 		return nil
@@ -220,7 +223,10 @@ func (r *Runtime) publishInfo() {
 		ChainId: r.chainID, GenesisHash: r.genHash, Height: r.height(),
 		Role: r.st.Role, HoldsRootKey: r.st.RootKey != nil, NextSequence: r.st.NextSequence,
 		PendingMessages: uint32(len(r.st.Outbox)), Initialized: r.st.Genesis != nil,
-		RenewalPending: r.prevID != nil,
+		RenewalPending: r.next != nil, Registered: r.st.Registered,
+	}
+	if r.next != nil {
+		in.NextSigningKey = r.next.Public()
 	}
 	if r.id != nil {
 		in.SigningKey = r.id.Public()
@@ -298,9 +304,15 @@ func (r *Runtime) GetRAQuote(operator []byte, endpoint string) (*pruntimepb.RAQu
 	if len(operator) != crypto.AddressLen {
 		return nil, fmt.Errorf("%w: operator must be a %d-byte address, got %d bytes", ErrBadRequest, crypto.AddressLen, len(operator))
 	}
-	wi := &chainpb.WorkerInfo{SigningKey: id.Public(), HpkeKey: id.HPKE.PublicKey(), Operator: operator, GenesisHash: r.genHash, Endpoint: endpoint}
-	if r.prevID != nil {
-		wi.Predecessor = r.prevID.Public()
+	// During a renewal the successor is quoted, naming the current
+	// identity as its predecessor.
+	quoted := id
+	if r.next != nil {
+		quoted = r.next
+	}
+	wi := &chainpb.WorkerInfo{SigningKey: quoted.Public(), HpkeKey: quoted.HPKE.PublicKey(), Operator: operator, GenesisHash: r.genHash, Endpoint: endpoint}
+	if r.next != nil {
+		wi.Predecessor = id.Public()
 	}
 	info, err := proto.MarshalOptions{Deterministic: true}.Marshal(wi)
 	if err != nil {
@@ -311,23 +323,23 @@ func (r *Runtime) GetRAQuote(operator []byte, endpoint string) (*pruntimepb.RAQu
 		return nil, fmt.Errorf("quote: %w", err)
 	}
 	out := &pruntimepb.RAQuote{Platform: r.cfg.Platform.Name(), Info: info, Quote: q, Measurement: r.cfg.Platform.Measurement()}
-	if r.prevID != nil {
-		out.PredecessorSignature = ed25519.Sign(r.prevID.Sign, crypto.RenewalBytes(info))
+	if r.next != nil {
+		out.PredecessorSignature = ed25519.Sign(id.Sign, crypto.RenewalBytes(info))
 	}
 	return out, nil
 }
 
-// RenewIdentity replaces the identity with a fresh one, keeping the role,
-// the root key and the synced position, so the host can register it before
-// the current registration expires. The next quotes name the old identity
-// as predecessor, with its signature; the old key is erased once a verified
-// block shows the successor registered. While that is pending, calling
-// again returns the same new identity. Signed messages must all be
-// delivered first: the chain takes no more messages from a renewed worker.
+// RenewIdentity prepares a successor identity so the host can register it
+// before the current registration expires. The current identity keeps
+// signing and receiving meanwhile (it may be elected, handed the root key,
+// or have messages in flight); quotes name it as the successor's
+// predecessor, with its signature. When a verified block shows the
+// successor registered, pRuntime switches to it (switchIdentity). Calling
+// again while pending returns the same successor.
 func (r *Runtime) RenewIdentity() (*pruntimepb.Identity, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	id, err := r.identity()
+	_, err := r.identity()
 	switch {
 	case err != nil:
 		return nil, err
@@ -335,10 +347,10 @@ func (r *Runtime) RenewIdentity() (*pruntimepb.Identity, error) {
 		return nil, ErrNotInitialized
 	case r.st.Role == RoleGenesis:
 		return nil, fmt.Errorf("%w: the genesis worker retires at launch; it does not renew", ErrBadRequest)
-	case r.prevID != nil:
+	case r.next != nil:
 		// pending: the same successor
-	case len(r.st.Outbox) > 0:
-		return nil, fmt.Errorf("%w: %d signed messages await delivery; renew once the chain has them", ErrBadRequest, len(r.st.Outbox))
+	case !r.st.Registered:
+		return nil, fmt.Errorf("%w: no verified block shows this identity registered yet; register it (and sync that block) before renewing", ErrBadRequest)
 	default:
 		seed := make([]byte, 32)
 		rand.Read(seed)
@@ -346,17 +358,41 @@ func (r *Runtime) RenewIdentity() (*pruntimepb.Identity, error) {
 		if err != nil {
 			return nil, err
 		}
-		prev := r.st
-		r.st.PrevIdentitySeed, r.st.IdentitySeed, r.st.NextSequence = r.st.IdentitySeed, seed, 0
+		r.st.NextIdentitySeed = seed
 		if err := r.persist(); err != nil {
-			r.st = prev
+			r.st.NextIdentitySeed = nil
 			return nil, err
 		}
-		r.prevID, r.id, id = id, next, next
+		r.next = next
 		r.publishInfo()
-		r.log.Info("renewed the identity; the host must register it", "predecessor", fmt.Sprintf("%X", r.prevID.Public()), "identity", fmt.Sprintf("%X", id.Public()))
+		r.log.Info("prepared a successor identity; the host must register it", "identity", fmt.Sprintf("%X", r.id.Public()), "successor", fmt.Sprintf("%X", next.Public()))
 	}
-	return &pruntimepb.Identity{SigningKey: id.Public(), HpkeKey: id.HPKE.PublicKey()}, nil
+	return &pruntimepb.Identity{SigningKey: r.next.Public(), HpkeKey: r.next.HPKE.PublicKey()}, nil
+}
+
+// switchIdentity makes the registered successor the identity and erases the
+// old key. Messages the old identity signed that the chain has not
+// delivered never will be (it takes nothing from a renewed worker): they are
+// signed again by the successor, whose sequence starts at 0.
+func (r *Runtime) switchIdentity() error {
+	old := r.id
+	pending := r.st.Outbox
+	clear(r.st.IdentitySeed)
+	r.st.IdentitySeed, r.st.NextIdentitySeed = r.st.NextIdentitySeed, nil
+	r.id, r.next = r.next, nil
+	r.st.NextSequence, r.st.Outbox, r.st.Registered = 0, nil, true
+	clear(old.Sign)
+	for _, raw := range pending {
+		var m chainpb.SignedMessage
+		if err := proto.Unmarshal(raw, &m); err != nil {
+			return err
+		}
+		if err := r.sendPayload(m.Payload); err != nil {
+			return err
+		}
+	}
+	r.log.Info("the chain registered the successor identity; switched to it and erased the old key", "identity", fmt.Sprintf("%X", r.id.Public()), "resigned_messages", len(pending))
+	return nil
 }
 
 // Bootstrap makes this pRuntime the genesis worker and creates the root key
@@ -433,6 +469,9 @@ func (r *Runtime) SyncBlockchain(blocks []*pruntimepb.SyncBlock) (*pruntimepb.Sy
 		}
 		bs = append(bs, b)
 	}
+	if r.broken != nil {
+		return nil, fmt.Errorf("pRuntime stopped syncing after a verified event it could not apply (%w); restart it to resume from its sealed state", r.broken)
+	}
 	evss, err := r.lc.IngestBatch(bs)
 	if err != nil {
 		verr = err // refused before the block that did not decode, if any
@@ -441,8 +480,11 @@ func (r *Runtime) SyncBlockchain(blocks []*pruntimepb.SyncBlock) (*pruntimepb.Sy
 		for _, ev := range evs {
 			if err := r.apply(ev); err != nil {
 				// A verified event pRuntime cannot apply is this build's
-				// fault; stop rather than diverge.
-				return nil, fmt.Errorf("apply event %d of block %d: %w", ev.Index, ev.Height, err)
+				// fault; stop rather than diverge. The light client and
+				// state in memory are past what is sealed: refuse every
+				// later sync until a restart reloads the sealed state.
+				r.broken = fmt.Errorf("apply event %d of block %d: %w", ev.Index, ev.Height, err)
+				return nil, r.broken
 			}
 		}
 		accepted++
@@ -483,11 +525,12 @@ func (r *Runtime) apply(ev *chainpb.WorkerEvent) error {
 		}
 	case *chainpb.WorkerEvent_WorkerRegistered:
 		w := k.WorkerRegistered.Worker
-		if r.prevID != nil && r.id != nil && bytes.Equal(w.GetSigningKey(), r.id.Public()) && bytes.Equal(w.GetPredecessor(), r.prevID.Public()) {
-			clear(r.st.PrevIdentitySeed)
-			r.st.PrevIdentitySeed, r.prevID = nil, nil
-			r.publishInfo()
-			r.log.Info("the chain registered the renewed identity; the old key is erased")
+		switch {
+		case r.id == nil:
+		case bytes.Equal(w.GetSigningKey(), r.id.Public()):
+			r.st.Registered = true
+		case r.next != nil && bytes.Equal(w.GetSigningKey(), r.next.Public()) && bytes.Equal(w.GetPredecessor(), r.id.Public()):
+			return r.switchIdentity()
 		}
 	case *chainpb.WorkerEvent_WorkerRetired:
 		if r.id != nil && bytes.Equal(k.WorkerRetired.Worker, r.id.Public()) {
@@ -511,11 +554,16 @@ func (r *Runtime) delivered(seq uint64) {
 
 // send signs a worker message with the identity key and queues it.
 func (r *Runtime) send(wm *chainpb.WorkerMessage) error {
-	id, err := r.identity()
+	payload, err := proto.MarshalOptions{Deterministic: true}.Marshal(wm)
 	if err != nil {
 		return err
 	}
-	payload, err := proto.MarshalOptions{Deterministic: true}.Marshal(wm)
+	return r.sendPayload(payload)
+}
+
+// sendPayload signs payload as the identity's next message and queues it.
+func (r *Runtime) sendPayload(payload []byte) error {
+	id, err := r.identity()
 	if err != nil {
 		return err
 	}
@@ -604,8 +652,13 @@ func (r *Runtime) onMessage(m *chainpb.SignedMessage) error {
 func (r *Runtime) retire(why string) {
 	clear(r.st.RootKey)
 	clear(r.st.IdentitySeed)
-	clear(r.st.PrevIdentitySeed)
-	r.st.RootKey, r.st.IdentitySeed, r.st.PrevIdentitySeed, r.id, r.prevID, r.st.Outbox = nil, nil, nil, nil, nil, nil
+	clear(r.st.NextIdentitySeed)
+	for _, id := range []*system.Identity{r.id, r.next} {
+		if id != nil {
+			clear(id.Sign)
+		}
+	}
+	r.st.RootKey, r.st.IdentitySeed, r.st.NextIdentitySeed, r.id, r.next, r.st.Outbox = nil, nil, nil, nil, nil, nil
 	r.st.Role = RoleRetired
 	r.log.Info("retired: secrets erased", "why", why)
 }

@@ -271,8 +271,11 @@ func Renew(kv store.KV, old, successor []byte) error {
 	for i := 0; i+crypto.AddressLen <= len(nidx); i += crypto.AddressLen {
 		a, _ := crypto.AddressFromBytes(nidx[i : i+crypto.AddressLen])
 		n, err := loadNomination(kv, a)
-		if err != nil || n == nil {
+		if err != nil {
 			return err
+		}
+		if n == nil {
+			continue
 		}
 		changed := false
 		for j, t := range n.Targets {

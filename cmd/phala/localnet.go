@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -216,8 +217,21 @@ const (
 	quickFailures = 3
 )
 
+// lockedWriter serialises the supervisor's and the launch follower's lines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
 // supervise runs procs until ctx ends, then stops them all.
-func supervise(ctx context.Context, out io.Writer, self, home string, e devnet.Endpoints, procs []process) error {
+func supervise(ctx context.Context, w io.Writer, self, home string, e devnet.Endpoints, procs []process) error {
+	out := &lockedWriter{w: w}
 	type exit struct {
 		i   int
 		err error
@@ -233,8 +247,7 @@ func supervise(ctx context.Context, out io.Writer, self, home string, e devnet.E
 		}
 		c := exec.Command(self, p.Args...)
 		c.Stdout, c.Stderr = logf, logf
-		// Ctrl-C reaches us, and we stop them in turn; if we die, they get SIGTERM.
-		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+		c.SysProcAttr = childProcAttr()
 		if err := c.Start(); err != nil {
 			logf.Close()
 			return fmt.Errorf("start %s: %w", p.Name, err)

@@ -54,12 +54,15 @@ type PRuntimeClient interface {
 	DumpSideEffects(ctx context.Context, in *DumpSideEffectsRequest, opts ...grpc.CallOption) (*SideEffects, error)
 	// Info reports pRuntime's state.
 	Info(ctx context.Context, in *InfoRequest, opts ...grpc.CallOption) (*InfoResponse, error)
-	// RenewIdentity replaces the identity with a new one generated inside,
-	// keeping the role and the root key, before the registration expires.
-	// The next GetRAQuote names the old identity as predecessor and carries
-	// its signature; the old key is erased once the chain has registered the
-	// new one. Refused for the genesis worker, before InitRuntime, and while
-	// signed messages await delivery. Idempotent while a renewal is pending.
+	// RenewIdentity prepares a successor identity, generated inside, before
+	// the registration expires. The current identity stays the one that
+	// signs and receives until a verified block shows the successor
+	// registered; then pRuntime switches to it (keeping role, root key and
+	// position, re-signing undelivered messages) and erases the old key.
+	// Meanwhile GetRAQuote quotes the successor, naming the current identity
+	// as predecessor, with its signature. Refused for the genesis worker and
+	// before the current identity is seen registered. Idempotent while
+	// pending.
 	RenewIdentity(ctx context.Context, in *RenewIdentityRequest, opts ...grpc.CallOption) (*Identity, error)
 }
 
@@ -176,12 +179,15 @@ type PRuntimeServer interface {
 	DumpSideEffects(context.Context, *DumpSideEffectsRequest) (*SideEffects, error)
 	// Info reports pRuntime's state.
 	Info(context.Context, *InfoRequest) (*InfoResponse, error)
-	// RenewIdentity replaces the identity with a new one generated inside,
-	// keeping the role and the root key, before the registration expires.
-	// The next GetRAQuote names the old identity as predecessor and carries
-	// its signature; the old key is erased once the chain has registered the
-	// new one. Refused for the genesis worker, before InitRuntime, and while
-	// signed messages await delivery. Idempotent while a renewal is pending.
+	// RenewIdentity prepares a successor identity, generated inside, before
+	// the registration expires. The current identity stays the one that
+	// signs and receives until a verified block shows the successor
+	// registered; then pRuntime switches to it (keeping role, root key and
+	// position, re-signing undelivered messages) and erases the old key.
+	// Meanwhile GetRAQuote quotes the successor, naming the current identity
+	// as predecessor, with its signature. Refused for the genesis worker and
+	// before the current identity is seen registered. Idempotent while
+	// pending.
 	RenewIdentity(context.Context, *RenewIdentityRequest) (*Identity, error)
 	mustEmbedUnimplementedPRuntimeServer()
 }
