@@ -71,14 +71,14 @@ type sealedState struct {
 	// replaces IdentitySeed once a verified block shows it registered.
 	NextIdentitySeed []byte `json:"next_identity_seed,omitempty"`
 	// Registered: a verified block showed the identity registered.
-	Registered bool `json:"registered,omitempty"`
-	Genesis          []byte   `json:"genesis,omitempty"` // genesis.json as given to InitRuntime
-	LightClient      []byte   `json:"light_client,omitempty"`
-	Role             string   `json:"role"`
-	RootKey          []byte   `json:"root_key,omitempty"`
-	GenesisPeer      []byte   `json:"genesis_worker,omitempty"` // who may hand the root key over
-	NextSequence     uint64   `json:"next_sequence"`
-	Outbox           [][]byte `json:"outbox,omitempty"` // serialized SignedMessages not yet seen on chain
+	Registered   bool     `json:"registered,omitempty"`
+	Genesis      []byte   `json:"genesis,omitempty"` // genesis.json as given to InitRuntime
+	LightClient  []byte   `json:"light_client,omitempty"`
+	Role         string   `json:"role"`
+	RootKey      []byte   `json:"root_key,omitempty"`
+	GenesisPeer  []byte   `json:"genesis_worker,omitempty"` // who may hand the root key over
+	NextSequence uint64   `json:"next_sequence"`
+	Outbox       [][]byte `json:"outbox,omitempty"` // serialized SignedMessages not yet seen on chain
 }
 
 const stateVersion = 1
