@@ -175,6 +175,11 @@ func TestLocalnetProcessesLaunchAndPRuntimeResumes(t *testing.T) {
 	if len(e.Nodes) != 2 || len(e.Workers) != 6 || e.Attest == "" {
 		t.Fatalf("endpoints.json = %+v", e)
 	}
+	// A second supervisor on the same home would run a second pRuntime on
+	// each sealed state: refused.
+	if _, errOut, code := run(t, "localnet", "--validators", "2", "--home", home, "--base-port", strconv.Itoa(base)); code != 1 || !strings.Contains(errOut, "already runs from") {
+		t.Fatalf("second supervisor: exit %d, stderr %s", code, errOut)
+	}
 	// Every worker runs in its own processes, not in the supervisor.
 	pids := map[string]bool{}
 	for _, w := range e.Workers {

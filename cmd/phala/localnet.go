@@ -141,6 +141,11 @@ stops them all.`,
 			if err != nil {
 				return err
 			}
+			unlock, err := lockLocalnet(home)
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			return supervise(cmd.Context(), cmd.OutOrStdout(), self, home, e, procs)
 		},
 	}
@@ -208,6 +213,24 @@ func localnetProcesses(self, home string, e devnet.Endpoints) ([]process, error)
 	return ps, nil
 }
 
+// lockLocalnet records this supervisor in HOME/localnet.pid, refusing if
+// another live supervisor holds it: two would run two pRuntimes on one
+// sealed state.
+func lockLocalnet(home string) (func(), error) {
+	file := filepath.Join(home, "localnet.pid")
+	if b, err := os.ReadFile(file); err == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid != os.Getpid() {
+			if p, err := os.FindProcess(pid); err == nil && p.Signal(syscall.Signal(0)) == nil {
+				return nil, fmt.Errorf("a localnet supervisor (pid %d) already runs from %s; stop it first", pid, home)
+			}
+		}
+	}
+	if err := os.WriteFile(file, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	return func() { os.Remove(file) }, nil
+}
+
 // Restart policy: a process that exits on its own is restarted after
 // restartDelay; one that exits within quickExit of its start quickFailures
 // times in a row is given up on.
@@ -255,7 +278,12 @@ func supervise(ctx context.Context, w io.Writer, self, home string, e devnet.End
 		os.WriteFile(p.pidFile(), []byte(strconv.Itoa(c.Process.Pid)+"\n"), 0o600)
 		running[i] = c
 		t0 := time.Now()
-		go func() { err := c.Wait(); logf.Close(); exits <- exit{i, err, time.Since(t0)} }()
+		go func() {
+			err := c.Wait()
+			logf.Close()
+			os.Remove(p.pidFile())
+			exits <- exit{i, err, time.Since(t0)}
+		}()
 		return nil
 	}
 	alive := 0
