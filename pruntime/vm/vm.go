@@ -1,0 +1,314 @@
+// Package vm runs confidential contracts: WebAssembly modules executed by
+// wazero (compiler engine, compiled-module cache). A contract's state is a
+// Store on the host side, not wasm memory, so it has a state root and can be
+// checkpointed. Every call runs in a fresh instance with a deterministic
+// environment: the clock is the block time, randomness comes from the
+// call's seed, and there is no filesystem, network or environment. The
+// same calls on the same state give the same state root on every worker.
+//
+// The contract ABI (module "phala") is what package sdk uses; see abi.go.
+package vm
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// Entry is a function a contract exports.
+type Entry string
+
+const (
+	// EntryInit runs once, when the contract is instantiated on its miner.
+	EntryInit Entry = "phala_init"
+	// EntryCommand runs a command, in block order. It may write state.
+	EntryCommand Entry = "phala_command"
+	// EntryQuery answers a query. It may not write state.
+	EntryQuery Entry = "phala_query"
+)
+
+// Errors. A contract's own failure is not an error of Execute: it is
+// Result.Err, wrapping ErrContract.
+var (
+	ErrUnknownCode = errors.New("vm: no compiled code with this hash; compile it first")
+	ErrBadCode     = errors.New("vm: code refused")
+	ErrContract    = errors.New("contract failed")
+	ErrTimeout     = errors.New("contract ran past the wall-clock limit")
+)
+
+// Config configures an Engine. Zero fields take the defaults noted.
+type Config struct {
+	// MemoryLimitPages bounds a contract's linear memory, in 64 KiB pages.
+	// Default 512 (32 MiB).
+	MemoryLimitPages uint32
+	// MaxCodeBytes bounds a contract's code. Default 8 MiB.
+	MaxCodeBytes int
+	// CacheDir keeps compiled modules on disk across restarts; "" keeps
+	// them in memory only.
+	CacheDir string
+	// Timeout bounds one call's wall-clock time; default 5 s. It is a
+	// safety net against a worker stalling, not a consensus rule.
+	Timeout time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.MemoryLimitPages == 0 {
+		c.MemoryLimitPages = 512
+	}
+	if c.MaxCodeBytes == 0 {
+		c.MaxCodeBytes = 8 << 20
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 5 * time.Second
+	}
+}
+
+// CodeHash names contract code: SHA-256 of the wasm bytes.
+type CodeHash [32]byte
+
+// Engine compiles contract code and executes calls. It is safe for
+// concurrent use; each call gets its own instance.
+type Engine struct {
+	cfg   Config
+	rt    wazero.Runtime
+	cache wazero.CompilationCache
+
+	mu    sync.RWMutex
+	codes map[CodeHash]wazero.CompiledModule
+}
+
+// NewEngine starts a wazero runtime with the compiler engine, the WASI
+// functions Go's runtime needs (made deterministic per call) and the phala
+// host module.
+func NewEngine(ctx context.Context, cfg Config) (*Engine, error) {
+	cfg.defaults()
+	var cache wazero.CompilationCache
+	var err error
+	if cfg.CacheDir != "" {
+		if cache, err = wazero.NewCompilationCacheWithDir(cfg.CacheDir); err != nil {
+			return nil, fmt.Errorf("vm: compilation cache %s: %w", cfg.CacheDir, err)
+		}
+	} else {
+		cache = wazero.NewCompilationCache()
+	}
+	rc := wazero.NewRuntimeConfigCompiler().
+		WithMemoryLimitPages(cfg.MemoryLimitPages).
+		WithCloseOnContextDone(true).
+		WithCompilationCache(cache)
+	e := &Engine{cfg: cfg, rt: wazero.NewRuntimeWithConfig(ctx, rc), cache: cache, codes: map[CodeHash]wazero.CompiledModule{}}
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, e.rt); err != nil {
+		e.Close(ctx)
+		return nil, err
+	}
+	if err := instantiateHost(ctx, e.rt); err != nil {
+		e.Close(ctx)
+		return nil, err
+	}
+	return e, nil
+}
+
+// Close releases the runtime and its compiled code.
+func (e *Engine) Close(ctx context.Context) error {
+	err := e.rt.Close(ctx)
+	e.cache.Close(ctx)
+	return err
+}
+
+// Compile validates and compiles code, once per hash. Code may import only
+// the phala host module and WASI, and must export the phala_* entries it
+// is called through and, for Go, _initialize.
+func (e *Engine) Compile(ctx context.Context, code []byte) (CodeHash, error) {
+	h := CodeHash(sha256.Sum256(code))
+	e.mu.RLock()
+	_, ok := e.codes[h]
+	e.mu.RUnlock()
+	if ok {
+		return h, nil
+	}
+	if len(code) > e.cfg.MaxCodeBytes {
+		return h, fmt.Errorf("%w: %d bytes, limit %d", ErrBadCode, len(code), e.cfg.MaxCodeBytes)
+	}
+	cm, err := e.rt.CompileModule(ctx, code)
+	if err != nil {
+		return h, fmt.Errorf("%w: %v", ErrBadCode, err)
+	}
+	for _, f := range cm.ImportedFunctions() {
+		mod, name, _ := f.Import()
+		if mod != hostModule && mod != wasi_snapshot_preview1.ModuleName {
+			cm.Close(ctx)
+			return h, fmt.Errorf("%w: it imports %s.%s; contracts may import only %q and WASI", ErrBadCode, mod, name, hostModule)
+		}
+	}
+	if len(cm.ImportedMemories()) > 0 {
+		cm.Close(ctx)
+		return h, fmt.Errorf("%w: it imports a memory", ErrBadCode)
+	}
+	exp := cm.ExportedFunctions()
+	if _, ok := exp[string(EntryCommand)]; !ok {
+		cm.Close(ctx)
+		return h, fmt.Errorf("%w: it does not export %s (build it with the phala sdk)", ErrBadCode, EntryCommand)
+	}
+	e.mu.Lock()
+	if _, ok := e.codes[h]; ok {
+		cm.Close(ctx)
+	} else {
+		e.codes[h] = cm
+	}
+	e.mu.Unlock()
+	return h, nil
+}
+
+// Env is what a call knows of the world.
+type Env struct {
+	// Contract is the called contract's instance id.
+	Contract string
+	// Caller is the authenticated caller: an account address, or the id
+	// of the contract that sent the message.
+	Caller string
+	// Height and Time are the block's; Time is the contract's only clock.
+	Height int64
+	Time   time.Time
+	// Seed is the call's randomness seed (from the contract key, height
+	// and command index): unpredictable outside pRuntime, identical on
+	// every worker.
+	Seed []byte
+}
+
+// Message is a message a contract sends to another contract.
+type Message struct {
+	To      string
+	Payload []byte
+}
+
+// Result is a call's outcome.
+type Result struct {
+	// Output is the returned data (a query's answer, a command's reply);
+	// on failure, the contract's error message if it gave one.
+	Output   []byte
+	Events   [][]byte
+	Messages []Message
+	// Err, if set, wraps ErrContract (and ErrTimeout when the wall-clock
+	// limit stopped it): the call failed, its writes were discarded and
+	// its events and messages dropped.
+	Err error
+}
+
+// Execute calls entry of the compiled code in a fresh instance. A command
+// or init applies its writes to store only if it succeeds; a query never
+// writes. Execute's own error means the call could not be made at all.
+func (e *Engine) Execute(ctx context.Context, code CodeHash, entry Entry, env Env, store Store, input []byte) (*Result, error) {
+	e.mu.RLock()
+	cm, ok := e.codes[code]
+	e.mu.RUnlock()
+	if !ok {
+		return nil, ErrUnknownCode
+	}
+	c := &call{env: env, state: newOverlay(store), input: input, readOnly: entry == EntryQuery}
+	c.rand = newDetRand(env.Seed)
+	cctx, cancel := context.WithTimeout(context.WithValue(ctx, callKey{}, c), e.cfg.Timeout)
+	defer cancel()
+	var stderr limitedBuffer
+	sec, nsec := env.Time.Unix(), int32(env.Time.Nanosecond())
+	var mono int64
+	mc := wazero.NewModuleConfig().
+		WithName("").
+		WithStartFunctions("_initialize").
+		WithRandSource(c.rand).
+		WithWalltime(func() (int64, int32) { return sec, nsec }, sys.ClockResolution(1)).
+		WithNanotime(func() int64 { mono++; return mono }, sys.ClockResolution(1)).
+		WithNanosleep(func(int64) {}).
+		WithOsyield(func() {}).
+		WithStdout(io.Discard).
+		WithStderr(&stderr)
+	res := &Result{}
+	fail := func(err error) (*Result, error) {
+		if cctx.Err() != nil && ctx.Err() == nil {
+			err = fmt.Errorf("%w (%s): %w", ErrTimeout, e.cfg.Timeout, err)
+		}
+		res.Err = fmt.Errorf("%w: %w%s", ErrContract, err, stderr.tail())
+		res.Output = c.output
+		return res, nil
+	}
+	mod, err := e.rt.InstantiateModule(cctx, cm, mc)
+	if err != nil {
+		return fail(fmt.Errorf("instantiate: %w", err))
+	}
+	defer mod.Close(ctx)
+	fn := mod.ExportedFunction(string(entry))
+	if fn == nil {
+		return fail(fmt.Errorf("the contract does not export %s", entry))
+	}
+	out, err := fn.Call(cctx)
+	if err != nil {
+		return fail(err)
+	}
+	if len(out) != 1 || out[0] != 0 {
+		msg := "the contract returned an error"
+		if len(c.output) > 0 {
+			msg = string(c.output)
+		}
+		return fail(errors.New(msg))
+	}
+	if !c.readOnly {
+		c.state.commit()
+	}
+	res.Output, res.Events, res.Messages = c.output, c.events, c.messages
+	return res, nil
+}
+
+// limitedBuffer keeps the first 4 KiB written (a contract's panic message).
+type limitedBuffer struct{ b bytes.Buffer }
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if room := 4096 - l.b.Len(); room > 0 {
+		l.b.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (l *limitedBuffer) tail() string {
+	s := bytes.TrimSpace(l.b.Bytes())
+	if len(s) == 0 {
+		return ""
+	}
+	if i := bytes.IndexByte(s, '\n'); i > 0 {
+		s = s[:i] // the first line: "panic: ..."
+	}
+	return " (" + string(s) + ")"
+}
+
+// detRand is the call's deterministic random stream: SHA-256(seed ‖ n).
+type detRand struct {
+	seed []byte
+	n    uint64
+	buf  []byte
+}
+
+func newDetRand(seed []byte) *detRand {
+	return &detRand{seed: append([]byte("phala/contract-random/v1\x00"), seed...)}
+}
+
+func (r *detRand) Read(p []byte) (int, error) {
+	for i := range p {
+		if len(r.buf) == 0 {
+			var ctr [8]byte
+			for j := range 8 {
+				ctr[j] = byte(r.n >> (56 - 8*j))
+			}
+			r.n++
+			sum := sha256.Sum256(append(append([]byte(nil), r.seed...), ctr[:]...))
+			r.buf = sum[:]
+		}
+		p[i], r.buf = r.buf[0], r.buf[1:]
+	}
+	return len(p), nil
+}
