@@ -76,6 +76,7 @@ func newRoot() *cobra.Command {
 		attestdCmd(g),
 		pruntimeCmd(g),
 		hostCmd(g),
+		contractCmd(g),
 	)
 	return root
 }
