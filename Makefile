@@ -40,6 +40,7 @@ fuzz:
 	$(GO) test ./chain/staking -run '^$$' -fuzz '^FuzzSeqPhragmen$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./pruntime/system -run '^$$' -fuzz '^FuzzSealedOpen$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./pruntime/lightclient -run '^$$' -fuzz '^FuzzIngest$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./pruntime/vm -run '^$$' -fuzz '^FuzzInstrument$$' -fuzztime $(FUZZTIME)
 
 # Regenerate protobuf code (committed; CI does not need protoc).
 # Needs: apt-get install protobuf-compiler; go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.5

@@ -62,6 +62,30 @@ type call struct {
 
 func callOf(ctx context.Context) *call { return ctx.Value(callKey{}).(*call) }
 
+// Gas costs of host functions, on top of the instructions that call them:
+// a base per call and a cost per byte moved.
+const (
+	gasHostCall    = 100
+	gasPerByte     = 1
+	gasStorageRead = 1_000
+	gasStorageSet  = 5_000
+)
+
+// charge takes n gas from the calling instance, trapping when it runs out
+// (leaving -1, as the metered code does).
+func charge(m api.Module, n uint64) {
+	g, ok := m.ExportedGlobal(GasExport).(api.MutableGlobal)
+	if !ok {
+		trap("the contract has no gas global")
+	}
+	left := int64(g.Get())
+	if left < 0 || uint64(left) < n {
+		g.Set(^uint64(0)) // -1
+		trap("out of gas")
+	}
+	g.Set(uint64(left) - n)
+}
+
 // trap aborts the contract with a reason.
 func trap(format string, args ...any) { panic(fmt.Errorf(format, args...)) }
 
@@ -88,7 +112,9 @@ func instantiateHost(ctx context.Context, rt wazero.Runtime) error {
 		default:
 			trap("read: unknown kind %d", kind)
 		}
-		if n := min(uint32(len(v)), capacity); n > 0 {
+		n := min(uint32(len(v)), capacity)
+		charge(m, gasHostCall+gasPerByte*uint64(n))
+		if n > 0 {
 			copy(mem(m, ptr, n, "read"), v)
 		}
 		return int32(len(v))
@@ -96,11 +122,14 @@ func instantiateHost(ctx context.Context, rt wazero.Runtime) error {
 	b.NewFunctionBuilder().WithFunc(func(ctx context.Context, m api.Module, kp, kl, vp, vcap uint32) int32 {
 		c := callOf(ctx)
 		k := key(m, kp, kl)
+		charge(m, gasStorageRead+gasPerByte*uint64(kl))
 		v, ok := c.state.Get(k)
 		if !ok {
 			return -1
 		}
-		if n := min(uint32(len(v)), vcap); n > 0 {
+		n := min(uint32(len(v)), vcap)
+		charge(m, gasPerByte*uint64(n))
+		if n > 0 {
 			copy(mem(m, vp, n, "storage_read"), v)
 		}
 		return int32(len(v))
@@ -113,6 +142,7 @@ func instantiateHost(ctx context.Context, rt wazero.Runtime) error {
 		if vl > MaxValueBytes {
 			trap("storage_write: a %d-byte value, limit %d", vl, MaxValueBytes)
 		}
+		charge(m, gasStorageSet+gasPerByte*uint64(kl+vl))
 		c.state.Set(key(m, kp, kl), mem(m, vp, vl, "storage_write"))
 	}).Export("storage_write")
 	b.NewFunctionBuilder().WithFunc(func(ctx context.Context, m api.Module, kp, kl uint32) {
@@ -120,6 +150,7 @@ func instantiateHost(ctx context.Context, rt wazero.Runtime) error {
 		if c.readOnly {
 			trap("storage_delete: a query may not write state")
 		}
+		charge(m, gasStorageSet+gasPerByte*uint64(kl))
 		c.state.Delete(key(m, kp, kl))
 	}).Export("storage_delete")
 	b.NewFunctionBuilder().WithFunc(func(ctx context.Context) int64 { return callOf(ctx).env.Height }).Export("block_height")
@@ -128,6 +159,7 @@ func instantiateHost(ctx context.Context, rt wazero.Runtime) error {
 		if n > MaxValueBytes {
 			trap("random: %d bytes, limit %d", n, MaxValueBytes)
 		}
+		charge(m, gasHostCall+gasPerByte*uint64(n))
 		callOf(ctx).rand.Read(mem(m, ptr, n, "random"))
 	}).Export("random")
 	b.NewFunctionBuilder().WithFunc(func(ctx context.Context, m api.Module, ptr, n uint32) {
@@ -135,6 +167,7 @@ func instantiateHost(ctx context.Context, rt wazero.Runtime) error {
 		if n > MaxEventBytes || len(c.events) >= MaxEvents {
 			trap("emit: events are limited to %d of %d bytes", MaxEvents, MaxEventBytes)
 		}
+		charge(m, gasHostCall+gasPerByte*uint64(n))
 		c.events = append(c.events, clone(mem(m, ptr, n, "emit")))
 	}).Export("emit")
 	b.NewFunctionBuilder().WithFunc(func(ctx context.Context, m api.Module, tp, tl, mp, ml uint32) {
@@ -145,12 +178,14 @@ func instantiateHost(ctx context.Context, rt wazero.Runtime) error {
 		if tl > MaxKeyBytes || ml > MaxInputBytes || len(c.messages) >= MaxMessages {
 			trap("send: at most %d messages of %d bytes", MaxMessages, MaxInputBytes)
 		}
+		charge(m, gasStorageSet+gasPerByte*uint64(tl+ml))
 		c.messages = append(c.messages, Message{To: string(mem(m, tp, tl, "send")), Payload: clone(mem(m, mp, ml, "send"))})
 	}).Export("send")
 	b.NewFunctionBuilder().WithFunc(func(ctx context.Context, m api.Module, ptr, n uint32) {
 		if n > MaxOutputBytes {
 			trap("output: %d bytes, limit %d", n, MaxOutputBytes)
 		}
+		charge(m, gasHostCall+gasPerByte*uint64(n))
 		callOf(ctx).output = clone(mem(m, ptr, n, "output"))
 	}).Export("output")
 	_, err := b.Instantiate(ctx)

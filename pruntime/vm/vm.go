@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 )
@@ -43,6 +44,7 @@ var (
 	ErrBadCode     = errors.New("vm: code refused")
 	ErrContract    = errors.New("contract failed")
 	ErrTimeout     = errors.New("contract ran past the wall-clock limit")
+	ErrOutOfGas    = errors.New("out of gas")
 )
 
 // Config configures an Engine. Zero fields take the defaults noted.
@@ -56,8 +58,14 @@ type Config struct {
 	// them in memory only.
 	CacheDir string
 	// Timeout bounds one call's wall-clock time; default 5 s. It is a
-	// safety net against a worker stalling, not a consensus rule.
+	// safety net against a worker stalling, not a consensus rule: gas is.
 	Timeout time.Duration
+	// GasLimit is a call's gas when Env.Gas is 0. Default 100,000,000.
+	GasLimit uint64
+	// InitGas bounds the language runtime's start-up in each fresh
+	// instance (Go's _initialize); it is not charged to the caller.
+	// Default 2,000,000,000.
+	InitGas uint64
 }
 
 func (c *Config) defaults() {
@@ -69,6 +77,12 @@ func (c *Config) defaults() {
 	}
 	if c.Timeout == 0 {
 		c.Timeout = 5 * time.Second
+	}
+	if c.GasLimit == 0 {
+		c.GasLimit = 100_000_000
+	}
+	if c.InitGas == 0 {
+		c.InitGas = 2_000_000_000
 	}
 }
 
@@ -137,7 +151,11 @@ func (e *Engine) Compile(ctx context.Context, code []byte) (CodeHash, error) {
 	if len(code) > e.cfg.MaxCodeBytes {
 		return h, fmt.Errorf("%w: %d bytes, limit %d", ErrBadCode, len(code), e.cfg.MaxCodeBytes)
 	}
-	cm, err := e.rt.CompileModule(ctx, code)
+	metered, err := instrument(code)
+	if err != nil {
+		return h, fmt.Errorf("%w: %v", ErrBadCode, err)
+	}
+	cm, err := e.rt.CompileModule(ctx, metered)
 	if err != nil {
 		return h, fmt.Errorf("%w: %v", ErrBadCode, err)
 	}
@@ -181,6 +199,8 @@ type Env struct {
 	// and command index): unpredictable outside pRuntime, identical on
 	// every worker.
 	Seed []byte
+	// Gas is the call's gas limit; 0 means Config.GasLimit.
+	Gas uint64
 }
 
 // Message is a message a contract sends to another contract.
@@ -196,9 +216,11 @@ type Result struct {
 	Output   []byte
 	Events   [][]byte
 	Messages []Message
-	// Err, if set, wraps ErrContract (and ErrTimeout when the wall-clock
-	// limit stopped it): the call failed, its writes were discarded and
-	// its events and messages dropped.
+	// GasUsed is the gas the call consumed (its limit if it ran out).
+	GasUsed uint64
+	// Err, if set, wraps ErrContract (and ErrOutOfGas or ErrTimeout when
+	// that stopped it): the call failed, its writes were discarded and its
+	// events and messages dropped.
 	Err error
 }
 
@@ -221,7 +243,7 @@ func (e *Engine) Execute(ctx context.Context, code CodeHash, entry Entry, env En
 	var mono int64
 	mc := wazero.NewModuleConfig().
 		WithName("").
-		WithStartFunctions("_initialize").
+		WithStartFunctions(). // _initialize runs below, metered
 		WithRandSource(c.rand).
 		WithWalltime(func() (int64, int32) { return sec, nsec }, sys.ClockResolution(1)).
 		WithNanotime(func() int64 { mono++; return mono }, sys.ClockResolution(1)).
@@ -230,8 +252,16 @@ func (e *Engine) Execute(ctx context.Context, code CodeHash, entry Entry, env En
 		WithStdout(io.Discard).
 		WithStderr(&stderr)
 	res := &Result{}
+	limit := env.Gas
+	if limit == 0 {
+		limit = e.cfg.GasLimit
+	}
+	var gas api.MutableGlobal
 	fail := func(err error) (*Result, error) {
-		if cctx.Err() != nil && ctx.Err() == nil {
+		switch {
+		case gas != nil && int64(gas.Get()) == -1:
+			err = fmt.Errorf("%w (limit %d)", ErrOutOfGas, limit)
+		case cctx.Err() != nil && ctx.Err() == nil:
 			err = fmt.Errorf("%w (%s): %w", ErrTimeout, e.cfg.Timeout, err)
 		}
 		res.Err = fmt.Errorf("%w: %w%s", ErrContract, err, stderr.tail())
@@ -243,11 +273,31 @@ func (e *Engine) Execute(ctx context.Context, code CodeHash, entry Entry, env En
 		return fail(fmt.Errorf("instantiate: %w", err))
 	}
 	defer mod.Close(ctx)
+	gas, _ = mod.ExportedGlobal(GasExport).(api.MutableGlobal)
+	if gas == nil {
+		return nil, fmt.Errorf("vm: compiled code lacks its gas global")
+	}
+	if start := mod.ExportedFunction("_initialize"); start != nil {
+		gas.Set(e.cfg.InitGas)
+		if _, err := start.Call(cctx); err != nil {
+			if int64(gas.Get()) == -1 {
+				gas = nil // the runtime's start-up, not the caller's gas
+				return fail(fmt.Errorf("the contract's start-up ran past %d gas", e.cfg.InitGas))
+			}
+			return fail(fmt.Errorf("start-up: %w", err))
+		}
+	}
 	fn := mod.ExportedFunction(string(entry))
 	if fn == nil {
 		return fail(fmt.Errorf("the contract does not export %s", entry))
 	}
+	gas.Set(limit)
 	out, err := fn.Call(cctx)
+	if left := int64(gas.Get()); left >= 0 {
+		res.GasUsed = limit - uint64(left)
+	} else {
+		res.GasUsed = limit
+	}
 	if err != nil {
 		return fail(err)
 	}

@@ -36,10 +36,18 @@ func TestMain(m *testing.M) {
 			panic(err)
 		}
 	}
+	if shared, err = vm.NewEngine(ctx, vm.Config{}); err != nil {
+		panic(err)
+	}
 	code := m.Run()
+	shared.Close(ctx)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
+
+// shared is the engine of tests with the default config: code compiles
+// once for all of them (a Go contract takes seconds to compile).
+var shared *vm.Engine
 
 type fixture struct {
 	t     *testing.T
@@ -52,11 +60,14 @@ type fixture struct {
 func newFixture(t *testing.T, wasm []byte, cfg vm.Config) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	e, err := vm.NewEngine(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
+	e := shared
+	if cfg != (vm.Config{}) {
+		var err error
+		if e, err = vm.NewEngine(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close(ctx) })
 	}
-	t.Cleanup(func() { e.Close(ctx) })
 	code, err := e.Compile(ctx, wasm)
 	if err != nil {
 		t.Fatal(err)
@@ -147,8 +158,8 @@ func TestDeterministicStateRoot(t *testing.T) {
 			entry = vm.EntryInit
 		}
 		ra, rb := a.call(entry, m.caller, m.msg), b.call(entry, m.caller, m.msg)
-		if (ra.Err == nil) != (rb.Err == nil) || a.store.Root() != b.store.Root() {
-			t.Fatalf("after %s: roots %x / %x, errors %v / %v", m.msg, a.store.Root(), b.store.Root(), ra.Err, rb.Err)
+		if (ra.Err == nil) != (rb.Err == nil) || a.store.Root() != b.store.Root() || ra.GasUsed != rb.GasUsed || ra.GasUsed == 0 {
+			t.Fatalf("after %s: roots %x / %x, errors %v / %v, gas %d / %d", m.msg, a.store.Root(), b.store.Root(), ra.Err, rb.Err, ra.GasUsed, rb.GasUsed)
 		}
 	}
 	// info, bob and carol; alice's balance reached 0 and was deleted.
@@ -167,10 +178,17 @@ func TestHostileContract(t *testing.T) {
 	f.refused(vm.EntryCommand, "alice", `{"set_then_fail":"b"}`, "failing after a write")
 	t0 := time.Now()
 	res := f.call(vm.EntryCommand, "alice", `{"loop":{}}`)
-	if !errors.Is(res.Err, vm.ErrTimeout) {
-		t.Fatalf("endless loop: %v", res.Err)
+	if !errors.Is(res.Err, vm.ErrOutOfGas) || res.GasUsed != 100_000_000 {
+		t.Fatalf("endless loop: %v, gas used %d", res.Err, res.GasUsed)
 	}
-	t.Logf("endless loop stopped after %s", time.Since(t0).Round(time.Millisecond))
+	t.Logf("endless loop ran out of gas after %s", time.Since(t0).Round(time.Millisecond))
+	// With gas to spare, the wall-clock safety net still stops it.
+	env := f.env("alice")
+	env.Gas = 1 << 62
+	res, err := f.e.Execute(context.Background(), f.code, vm.EntryCommand, env, f.store, []byte(`{"loop":{}}`))
+	if err != nil || !errors.Is(res.Err, vm.ErrTimeout) {
+		t.Fatalf("endless loop with unlimited gas: %v %v", err, res.Err)
+	}
 	f.refused(vm.EntryCommand, "alice", `{"bomb":{}}`, "")
 	f.refused(vm.EntryCommand, "alice", `{"trap":{}}`, "nil map")
 	f.refused(vm.EntryQuery, "alice", `{"huge":{}}`, "output")
@@ -187,7 +205,7 @@ func TestHostileContract(t *testing.T) {
 		t.Fatalf("whoami %v", who)
 	}
 	// Randomness and the clock come from the call, not the machine.
-	env := vm.Env{Contract: "c", Caller: "alice", Height: 7, Time: time.Unix(1_800_000_000, 0), Seed: []byte("s")}
+	env = vm.Env{Contract: "c", Caller: "alice", Height: 7, Time: time.Unix(1_800_000_000, 0), Seed: []byte("s")}
 	roots := map[[32]byte]bool{}
 	for _, seed := range []string{"s", "s", "t"} {
 		st := vm.NewMemStore()
@@ -209,6 +227,53 @@ func TestHostileContract(t *testing.T) {
 	res = f.call(vm.EntryCommand, "alice", `{"send":"other"}`)
 	if res.Err != nil || len(res.Messages) != 1 || res.Messages[0].To != "other" || string(res.Messages[0].Payload) != `{"hello":{"from":"token1"}}` {
 		t.Fatalf("send: %+v %v", res.Messages, res.Err)
+	}
+}
+
+// TestGasIsExactAndCharged: the same command uses the same gas every time
+// and on another engine; a limit just below it fails with out of gas and
+// changes nothing; the limit it used succeeds.
+func TestGasIsExactAndCharged(t *testing.T) {
+	f := newFixture(t, tokenWasm, vm.Config{})
+	f.ok(vm.EntryInit, "alice", `{}`)
+	f.ok(vm.EntryCommand, "alice", `{"mint":{"to":"alice","amount":100}}`)
+	snap := f.store.Root()
+	run := func(gas uint64) *vm.Result {
+		st := vm.NewMemStore()
+		// replay onto a fresh store to the same state
+		for _, m := range []struct {
+			e   vm.Entry
+			msg string
+		}{{vm.EntryInit, `{}`}, {vm.EntryCommand, `{"mint":{"to":"alice","amount":100}}`}} {
+			if r, err := f.e.Execute(context.Background(), f.code, m.e, vm.Env{Caller: "alice", Height: 1, Time: time.Unix(1, 0)}, st, []byte(m.msg)); err != nil || r.Err != nil {
+				t.Fatal(err, r.Err)
+			}
+		}
+		if st.Root() != snap {
+			t.Fatal("replay diverged")
+		}
+		r, err := f.e.Execute(context.Background(), f.code, vm.EntryCommand, vm.Env{Caller: "alice", Height: 2, Time: time.Unix(2, 0), Gas: gas}, st, []byte(`{"transfer":{"to":"bob","amount":1}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Err != nil && st.Root() != snap {
+			t.Fatal("a failed transfer changed the state")
+		}
+		return r
+	}
+	first := run(0)
+	if first.Err != nil || first.GasUsed == 0 {
+		t.Fatalf("transfer: %v, gas %d", first.Err, first.GasUsed)
+	}
+	t.Logf("a token transfer uses %d gas", first.GasUsed)
+	if again := run(0); again.GasUsed != first.GasUsed {
+		t.Fatalf("gas used %d then %d", first.GasUsed, again.GasUsed)
+	}
+	if short := run(first.GasUsed - 1); !errors.Is(short.Err, vm.ErrOutOfGas) || short.GasUsed != first.GasUsed-1 {
+		t.Fatalf("one gas short: %v, used %d", short.Err, short.GasUsed)
+	}
+	if exact := run(first.GasUsed); exact.Err != nil {
+		t.Fatalf("exact gas: %v", exact.Err)
 	}
 }
 

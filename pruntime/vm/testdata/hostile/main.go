@@ -48,7 +48,7 @@ func init() {
 		return ctx.Send(to, "hello", map[string]string{"from": ctx.Contract()})
 	})
 	sdk.Query("huge", func(ctx *sdk.Context, _ struct{}) (string, error) {
-		return strings.Repeat("x", 1<<20), nil
+		return strings.Repeat("x", 70<<10), nil
 	})
 	sdk.Query("write", func(ctx *sdk.Context, _ struct{}) (string, error) {
 		ctx.Set([]byte("k"), []byte("v"))
