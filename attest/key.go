@@ -1,17 +1,14 @@
 package attest
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"strings"
+
+	"github.com/phala-go/phala/internal/privfile"
 )
 
 // keyFile is the JSON layout of a service key file. public_key is redundant
@@ -27,13 +24,7 @@ type keyFile struct {
 // exist. It refuses a damaged file, or one readable by group or others, and
 // never overwrites an existing file.
 func LoadOrCreateKey(path string) (ed25519.PrivateKey, error) {
-	raw, err := readKeyFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		if err := createKeyFile(path); err != nil {
-			return nil, err
-		}
-		raw, err = readKeyFile(path)
-	}
+	raw, err := privfile.LoadOrCreate(path, "attestation service key file", newKeyFile)
 	if err != nil {
 		return nil, err
 	}
@@ -53,74 +44,23 @@ func ParsePublicKey(s string) (ed25519.PublicKey, error) {
 	return b, nil
 }
 
-func readKeyFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("attestation service key file %s is not a regular file", path)
-	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("attestation service key file %s has mode %#o but holds a private key: run chmod 600 %s", path, perm, path)
-	}
-	return io.ReadAll(io.LimitReader(f, 1<<16))
-}
-
-func createKeyFile(path string) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create directory for the attestation service key: %w", err)
-	}
+func newKeyFile() ([]byte, error) {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	body, err := json.MarshalIndent(keyFile{
 		Version:   1,
 		Seed:      hex.EncodeToString(priv.Seed()),
 		PublicKey: hex.EncodeToString(pub),
 	}, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, ".attestd-key-*.json") // mode 0600
-	if err != nil {
-		return fmt.Errorf("create attestation service key file: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(append(body, '\n'))
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write attestation service key file: %w", err)
-	}
-	// Link, unlike rename, never replaces a file another process created
-	// in the meantime.
-	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("create attestation service key file %s: %w", path, err)
-	}
-	return nil
+	return append(body, '\n'), err
 }
 
 func parseKeyFile(raw []byte) (ed25519.PrivateKey, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
 	var f keyFile
-	if err := dec.Decode(&f); err != nil {
+	if err := privfile.DecodeJSON(raw, &f); err != nil {
 		return nil, fmt.Errorf("not a key file: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("data after the JSON object")
 	}
 	if f.Version != 1 {
 		return nil, fmt.Errorf("version %d, want 1", f.Version)

@@ -6,11 +6,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
+
+	"github.com/phala-go/phala/internal/privfile"
 )
 
 // CPUFile is the name of the file, inside the directory given to OpenCPU,
@@ -43,13 +43,7 @@ type cpuFile struct {
 // error that says what to do; it never overwrites an existing file.
 func OpenCPU(dir string) (*CPU, error) {
 	path := filepath.Join(dir, CPUFile)
-	raw, err := readPrivateFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		if err := createCPUFile(dir, path); err != nil {
-			return nil, err
-		}
-		raw, err = readPrivateFile(path)
-	}
+	raw, err := privfile.LoadOrCreate(path, "simulated CPU file", newCPUFile)
 	if err != nil {
 		return nil, err
 	}
@@ -66,38 +60,14 @@ func (c *CPU) PublicKey() ed25519.PublicKey {
 	return bytes.Clone(c.key.Public().(ed25519.PublicKey))
 }
 
-func readPrivateFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("simulated CPU file %s is not a regular file", path)
-	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("simulated CPU file %s holds secrets but has mode %#o: run chmod 600 %s", path, perm, path)
-	}
-	return io.ReadAll(io.LimitReader(f, 1<<16))
-}
-
-// createCPUFile writes a new CPU to a temporary file and links it into place,
-// so path is either absent or complete, and an existing file is never
-// replaced.
-func createCPUFile(dir, path string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create simulated CPU directory: %w", err)
-	}
+// newCPUFile is a fresh CPU's file contents.
+func newCPUFile() ([]byte, error) {
 	var seed, secret [32]byte
 	if _, err := io.ReadFull(rand.Reader, seed[:]); err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := io.ReadFull(rand.Reader, secret[:]); err != nil {
-		return err
+		return nil, err
 	}
 	key := ed25519.NewKeyFromSeed(seed[:])
 	body, err := json.MarshalIndent(cpuFile{
@@ -106,41 +76,14 @@ func createCPUFile(dir, path string) error {
 		PublicKey:     hex.EncodeToString(key.Public().(ed25519.PublicKey)),
 		SealingSecret: hex.EncodeToString(secret[:]),
 	}, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, ".cpu-*.json") // mode 0600
-	if err != nil {
-		return fmt.Errorf("create simulated CPU file: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(body, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write simulated CPU file: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write simulated CPU file: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write simulated CPU file: %w", err)
-	}
-	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("create simulated CPU file %s: %w", path, err)
-	}
-	return nil
+	return append(body, '\n'), err
 }
 
 // parseCPUFile decodes CPUFile's contents strictly.
 func parseCPUFile(raw []byte) (*CPU, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
 	var f cpuFile
-	if err := dec.Decode(&f); err != nil {
+	if err := privfile.DecodeJSON(raw, &f); err != nil {
 		return nil, fmt.Errorf("not a CPU file: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("data after the JSON object")
 	}
 	if f.Version != 1 {
 		return nil, fmt.Errorf("version %d, want 1", f.Version)
