@@ -3,10 +3,10 @@
 package sdk
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"time"
+
+	"github.com/phala-go/phala/internal/detrand"
 )
 
 // Native runs a contract's registered handlers in this process, for unit
@@ -21,7 +21,7 @@ type Native struct {
 	Caller, Contract string
 	Height           int64
 	Time             time.Time
-	// Seed feeds Context.Random.
+	// Seed feeds Context.Random (the same stream as in pRuntime).
 	Seed []byte
 	// Store is the contract state; nil starts empty.
 	Store map[string][]byte
@@ -34,7 +34,7 @@ type Native struct {
 	output   []byte
 	events   [][]byte
 	messages []NativeMessage
-	rand     *nativeRand
+	rand     *detrand.Reader
 }
 
 // NativeMessage is a message a contract sent.
@@ -66,7 +66,7 @@ func (n *Native) run(input []byte, readOnly bool, f func() int32) ([]byte, error
 		n.Store = map[string][]byte{}
 	}
 	n.input, n.writes, n.output, n.events, n.messages = input, map[string][]byte{}, nil, nil, nil
-	n.rand = &nativeRand{seed: n.Seed}
+	n.rand = detrand.New(n.Seed)
 	current = n
 	code := f()
 	current = nil
@@ -85,23 +85,4 @@ func (n *Native) run(input []byte, readOnly bool, f func() int32) ([]byte, error
 	}
 	n.Events, n.Messages = n.events, n.messages
 	return n.output, nil
-}
-
-// nativeRand is SHA-256 in counter mode over the seed, like pRuntime's
-// (the exact bytes differ: tests must not depend on them).
-type nativeRand struct {
-	seed []byte
-	n    uint64
-	buf  []byte
-}
-
-func (r *nativeRand) Read(p []byte) {
-	for i := range p {
-		if len(r.buf) == 0 {
-			sum := sha256.Sum256(binary.BigEndian.AppendUint64(append([]byte(nil), r.seed...), r.n))
-			r.n++
-			r.buf = sum[:]
-		}
-		p[i], r.buf = r.buf[0], r.buf[1:]
-	}
 }

@@ -6,6 +6,8 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/phala-go/phala/internal/detrand"
 )
 
 // The contract ABI: functions of the host module "phala" a contract imports.
@@ -54,7 +56,7 @@ type call struct {
 	state    *overlay
 	input    []byte
 	readOnly bool
-	rand     *detRand
+	rand     *detrand.Reader
 	output   []byte
 	events   [][]byte
 	messages []Message

@@ -23,6 +23,8 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/phala-go/phala/internal/detrand"
 )
 
 // Entry is a function a contract exports.
@@ -235,7 +237,7 @@ func (e *Engine) Execute(ctx context.Context, code CodeHash, entry Entry, env En
 		return nil, ErrUnknownCode
 	}
 	c := &call{env: env, state: newOverlay(store), input: input, readOnly: entry == EntryQuery}
-	c.rand = newDetRand(env.Seed)
+	c.rand = detrand.New(env.Seed)
 	cctx, cancel := context.WithTimeout(context.WithValue(ctx, callKey{}, c), e.cfg.Timeout)
 	defer cancel()
 	var stderr limitedBuffer
@@ -334,31 +336,4 @@ func (l *limitedBuffer) tail() string {
 		s = s[:i] // the first line: "panic: ..."
 	}
 	return " (" + string(s) + ")"
-}
-
-// detRand is the call's deterministic random stream: SHA-256(seed ‖ n).
-type detRand struct {
-	seed []byte
-	n    uint64
-	buf  []byte
-}
-
-func newDetRand(seed []byte) *detRand {
-	return &detRand{seed: append([]byte("phala/contract-random/v1\x00"), seed...)}
-}
-
-func (r *detRand) Read(p []byte) (int, error) {
-	for i := range p {
-		if len(r.buf) == 0 {
-			var ctr [8]byte
-			for j := range 8 {
-				ctr[j] = byte(r.n >> (56 - 8*j))
-			}
-			r.n++
-			sum := sha256.Sum256(append(append([]byte(nil), r.seed...), ctr[:]...))
-			r.buf = sum[:]
-		}
-		p[i], r.buf = r.buf[0], r.buf[1:]
-	}
-	return len(p), nil
 }
