@@ -166,8 +166,8 @@ func (r SyncResult) BlocksPerSecond() float64 { return float64(r.Blocks) / r.Dur
 
 // SyncRound is one unverified and one verified ingest of the same blocks,
 // the verified one through lightclient.Client.IngestBatch, one call per
-// SyncBlockchain batch; and for comparison pRuntime's SyncBlockchain as
-// built (Runtime), and with SyncConfig.GRPC the same through the gRPC API.
+// SyncBlockchain batch; and for comparison pRuntime's own SyncBlockchain
+// (Runtime), and with SyncConfig.GRPC the same through the gRPC API.
 type SyncRound struct {
 	Unverified, Verified SyncResult
 	Runtime              SyncResult
@@ -563,8 +563,8 @@ func newRuntime(dir string, platform tee.Platform, genesis []byte, batch int) (*
 }
 
 // runtimeIngest feeds every block to a fresh pRuntime through its
-// SyncBlockchain as built: decode, verify, apply, seal the state after each
-// batch.
+// SyncBlockchain: decode, verify (IngestBatch), apply, seal the state after
+// each batch.
 func runtimeIngest(dir string, platform tee.Platform, rc *RecordedChain, batch int) (SyncResult, error) {
 	res := SyncResult{Name: "pRuntime", Blocks: len(rc.Blocks), Events: rc.Events()}
 	rt, err := newRuntime(dir, platform, rc.Genesis, batch)
@@ -650,10 +650,10 @@ type replicaState struct {
 // replica is pRuntime's SyncBlockchain, rebuilt here so that the two
 // ingests the ratio compares run the same code but for verification:
 // verified (lc set), with the call's blocks decoded and handed to the light
-// client's IngestBatch in one call, as SyncBlockchain will once it calls
-// IngestBatch (it still calls Ingest block by block; see
-// docs/benchmarks.md); and the baseline (lc nil), with every check that
-// needs a signature, a hash or the trusted header taken out.
+// client's IngestBatch in one call, as SyncBlockchain does; and the
+// baseline (lc nil), with every check that needs a signature, a hash or the
+// trusted header taken out. pRuntime's own SyncBlockchain is measured too
+// (runtimeIngest), to show the replica costs what the real thing does.
 type replica struct {
 	lc       *lightclient.Client // nil: unverified
 	chainID  string

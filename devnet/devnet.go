@@ -20,6 +20,7 @@ import (
 	"github.com/phala-go/phala/client"
 	"github.com/phala-go/phala/keyring"
 	"github.com/phala-go/phala/node"
+	"github.com/phala-go/phala/proto/chainpb"
 )
 
 // Config describes a devnet. Zero fields take the defaults noted.
@@ -365,4 +366,51 @@ func (n *Network) closeLog() {
 	if n.logFile != nil {
 		n.logFile.Close()
 	}
+}
+
+// PushInOneBlock has the keyring account from push one ingress message per
+// payload on topic, broadcast together with consecutive nonces, and retries
+// (up to 5 times) until all of them are committed in the same block, whose
+// height it returns. Tests use it to get a block with several worker events.
+func (n *Network) PushInOneBlock(ctx context.Context, from, topic string, payloads ...[]byte) (int64, error) {
+	k, err := n.Keyring.Get(from)
+	if err != nil {
+		return 0, err
+	}
+	for range 5 {
+		acc, err := n.Client.Account(ctx, k.Address)
+		if err != nil {
+			return 0, err
+		}
+		var hashes [][]byte
+		for i, p := range payloads {
+			nonce := acc.Nonce + uint64(i)
+			body := &chainpb.TxBody{Msg: &chainpb.TxBody_PushMessage{PushMessage: &chainpb.MsgPushMessage{Topic: topic, Payload: p}}}
+			raw, err := n.Client.Build(ctx, k.PrivateKey(), body, client.SendOptions{Nonce: &nonce})
+			if err != nil {
+				return 0, err
+			}
+			res, err := n.Client.RPC().BroadcastTxSync(ctx, raw)
+			if err != nil {
+				return 0, err
+			}
+			if res.Code != 0 {
+				return 0, fmt.Errorf("push %d refused: %s", i, res.Log)
+			}
+			hashes = append(hashes, res.Hash)
+		}
+		heights := map[int64]bool{}
+		var last int64
+		for _, h := range hashes {
+			r, err := n.Client.WaitTx(ctx, h, 0)
+			if err != nil {
+				return 0, err
+			}
+			heights[r.Height], last = true, r.Height
+		}
+		if len(heights) == 1 {
+			return last, nil
+		}
+	}
+	return 0, fmt.Errorf("%d pushes never shared a block in 5 attempts", len(payloads))
 }

@@ -14,6 +14,24 @@ import (
 	"github.com/phala-go/phala/pruntime"
 )
 
+// launchWithTTL starts a devnet with its workers, registrations lasting ttl
+// seconds and the launch tuned by p (zero: the default), and waits for the
+// launch.
+func launchWithTTL(t *testing.T, ctx context.Context, ttl int64, p gatekeeper.Params) *devnet.Network {
+	t.Helper()
+	net, err := devnet.Start(ctx, devnet.Config{Home: t.TempDir(), BasePort: testutil.FreePorts(t, 4), BlockTime: 150 * time.Millisecond,
+		Workers: devnet.DefaultWorkers(), Launch: p,
+		TuneGenesis: func(g *chain.Genesis) { g.Registry.Params.RegistrationTTL = ttl }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { net.Stop() })
+	if _, err := devnet.WaitLaunched(ctx, net.Client); err != nil {
+		t.Fatal(err)
+	}
+	return net
+}
+
 // TestWorkersRenewIdentityBeforeExpiry: with registrations lasting 30 s,
 // every host renews its worker's identity before it expires. Each new
 // identity is registered as the successor of the old (a fresh attestation
@@ -23,16 +41,7 @@ import (
 func TestWorkersRenewIdentityBeforeExpiry(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cfg := devnet.Config{Home: t.TempDir(), BasePort: testutil.FreePorts(t, 4), BlockTime: 150 * time.Millisecond, Workers: devnet.DefaultWorkers(),
-		TuneGenesis: func(g *chain.Genesis) { g.Registry.Params.RegistrationTTL = 30 }}
-	net, err := devnet.Start(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer net.Stop()
-	if _, err := devnet.WaitLaunched(ctx, net.Client); err != nil {
-		t.Fatal(err)
-	}
+	net := launchWithTTL(t, ctx, 30, gatekeeper.Params{})
 	first := map[string][]byte{}
 	for name, rt := range net.Workers.Runtimes {
 		if name != "genesis" {
@@ -129,17 +138,7 @@ func TestWorkersRenewIdentityBeforeExpiry(t *testing.T) {
 func TestRenewalsAcrossTheLaunch(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cfg := devnet.Config{Home: t.TempDir(), BasePort: testutil.FreePorts(t, 4), BlockTime: 150 * time.Millisecond, Workers: devnet.DefaultWorkers(),
-		Launch:      gatekeeper.Params{NGatekeepers: 3, ElectionHeight: 55, HandoverBlocks: 30},
-		TuneGenesis: func(g *chain.Genesis) { g.Registry.Params.RegistrationTTL = 10 }}
-	net, err := devnet.Start(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer net.Stop()
-	if _, err := devnet.WaitLaunched(ctx, net.Client); err != nil {
-		t.Fatal(err)
-	}
+	net := launchWithTTL(t, ctx, 10, gatekeeper.Params{NGatekeepers: 3, ElectionHeight: 55, HandoverBlocks: 30})
 	var last error
 	for {
 		last = func() error {

@@ -17,7 +17,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/phala-go/phala/chain/bank"
-	"github.com/phala-go/phala/client"
 	"github.com/phala-go/phala/crypto"
 	"github.com/phala-go/phala/devnet"
 	"github.com/phala-go/phala/internal/testutil"
@@ -51,40 +50,10 @@ func newChainFixture(t *testing.T) *chainFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Three pushes with consecutive nonces, broadcast together; retried
-	// until all three land in one block.
+	// Three pushes in one block.
 	f := &chainFixture{net: net, alice: alice.PrivateKey()}
-	nonce := uint64(0)
-	for attempt := 0; f.height == 0; attempt++ {
-		if attempt == 5 {
-			t.Fatal("three broadcasts never shared a block")
-		}
-		var hashes [][]byte
-		for i := range 3 {
-			n := nonce
-			nonce++
-			raw, err := net.Client.Build(ctx, alice.PrivateKey(), &chainpb.TxBody{Msg: &chainpb.TxBody_PushMessage{PushMessage: &chainpb.MsgPushMessage{Topic: "proof-test", Payload: []byte{byte('a' + i)}}}}, client.SendOptions{Nonce: &n})
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := net.Client.RPC().BroadcastTxSync(ctx, raw)
-			if err != nil || res.Code != 0 {
-				t.Fatalf("broadcast: %v %v", err, res)
-			}
-			hashes = append(hashes, res.Hash)
-		}
-		heights := map[int64]bool{}
-		var last int64
-		for _, h := range hashes {
-			r, err := net.Client.WaitTx(ctx, h, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			heights[r.Height], last = true, r.Height
-		}
-		if len(heights) == 1 {
-			f.height = last
-		}
+	if f.height, err = net.PushInOneBlock(ctx, "alice", "proof-test", []byte("a"), []byte("b"), []byte("c")); err != nil {
+		t.Fatal(err)
 	}
 	if err := net.WaitHeight(ctx, f.height+1); err != nil {
 		t.Fatal(err)

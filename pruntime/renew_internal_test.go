@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"errors"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -165,4 +166,31 @@ func mustBootstrap(t *testing.T, p tee.Platform) *Runtime {
 		t.Fatal(err)
 	}
 	return g
+}
+
+// TestBrokenRuntimeRefusesSync: after a verified event it could not apply,
+// pRuntime's memory is ahead of its sealed state, so it refuses to sync on
+// until a restart reloads that state.
+func TestBrokenRuntimeRefusesSync(t *testing.T) {
+	cpu, _ := sim.OpenCPU(t.TempDir())
+	p := sim.New(cpu, sim.Measure([]byte("b")))
+	dir := t.TempDir()
+	r, err := New(Config{Platform: p, DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.InitRuntime([]byte(testGenesis)); err != nil {
+		t.Fatal(err)
+	}
+	r.broken = errors.New("apply event 0 of block 5: test")
+	if _, err := r.SyncBlockchain(nil); err == nil || !strings.Contains(err.Error(), "restart it") {
+		t.Fatalf("a broken pRuntime synced: %v", err)
+	}
+	r, err = New(Config{Platform: p, DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.SyncBlockchain(nil); err != nil {
+		t.Fatalf("after a restart: %v", err)
+	}
 }

@@ -451,6 +451,9 @@ func (r *Runtime) SyncBlockchain(blocks []*pruntimepb.SyncBlock) (*pruntimepb.Sy
 	if r.lc == nil {
 		return nil, ErrNotInitialized
 	}
+	if r.broken != nil {
+		return nil, fmt.Errorf("pRuntime stopped syncing after a verified event it could not apply (%w); restart it to resume from its sealed state", r.broken)
+	}
 	if len(blocks) > r.cfg.MaxBatch {
 		return nil, fmt.Errorf("%w: %d blocks in one call, limit %d", ErrBadRequest, len(blocks), r.cfg.MaxBatch)
 	}
@@ -468,9 +471,6 @@ func (r *Runtime) SyncBlockchain(blocks []*pruntimepb.SyncBlock) (*pruntimepb.Sy
 			break
 		}
 		bs = append(bs, b)
-	}
-	if r.broken != nil {
-		return nil, fmt.Errorf("pRuntime stopped syncing after a verified event it could not apply (%w); restart it to resume from its sealed state", r.broken)
 	}
 	evss, err := r.lc.IngestBatch(bs)
 	if err != nil {

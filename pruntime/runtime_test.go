@@ -11,7 +11,6 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/phala-go/phala/client"
 	"github.com/phala-go/phala/devnet"
 	"github.com/phala-go/phala/internal/testutil"
 	"github.com/phala-go/phala/proto/chainpb"
@@ -38,37 +37,9 @@ func TestMaliciousHostIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A block with two ingress events.
-	alice, _ := net.Keyring.Get("alice")
-	var target int64
-	for attempt := 0; target == 0 && attempt < 5; attempt++ {
-		acc, err := net.Client.Account(ctx, alice.Address)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var hashes [][]byte
-		for i := range 2 {
-			n := acc.Nonce + uint64(i)
-			raw, err := net.Client.Build(ctx, alice.PrivateKey(), &chainpb.TxBody{Msg: &chainpb.TxBody_PushMessage{PushMessage: &chainpb.MsgPushMessage{Topic: "t", Payload: []byte{byte(i)}}}}, client.SendOptions{Nonce: &n})
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := net.Client.RPC().BroadcastTxSync(ctx, raw)
-			if err != nil || res.Code != 0 {
-				t.Fatalf("broadcast: %v %+v", err, res)
-			}
-			hashes = append(hashes, res.Hash)
-		}
-		r0, err0 := net.Client.WaitTx(ctx, hashes[0], 0)
-		r1, err1 := net.Client.WaitTx(ctx, hashes[1], 0)
-		if err0 != nil || err1 != nil {
-			t.Fatal(err0, err1)
-		}
-		if r0.Height == r1.Height {
-			target = r0.Height
-		}
-	}
-	if target == 0 {
-		t.Fatal("two pushes never shared a block")
+	target, err := net.PushInOneBlock(ctx, "alice", "t", []byte{0}, []byte{1})
+	if err != nil {
+		t.Fatal(err)
 	}
 	if err := net.WaitHeight(ctx, target+2); err != nil {
 		t.Fatal(err)

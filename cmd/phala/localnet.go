@@ -137,10 +137,7 @@ stops them all.`,
 			if err != nil {
 				return err
 			}
-			procs, err := localnetProcesses(self, home, e)
-			if err != nil {
-				return err
-			}
+			procs := localnetProcesses(home, e)
 			unlock, err := lockLocalnet(home)
 			if err != nil {
 				return err
@@ -184,13 +181,13 @@ func (p process) pidFile() string { return strings.TrimSuffix(p.Log, ".log") + "
 // localnetProcesses lists a localnet's programs in start order: validators,
 // the attestation service, pRuntimes, hosts. Hosts spread over the
 // validators' RPC endpoints.
-func localnetProcesses(self, home string, e devnet.Endpoints) ([]process, error) {
+func localnetProcesses(home string, e devnet.Endpoints) []process {
 	var ps []process
 	for _, n := range e.Nodes {
 		ps = append(ps, process{Name: n.Name, Args: []string{"node", "--home", n.Home}, Log: filepath.Join(n.Home, "node.log")})
 	}
 	if len(e.Workers) == 0 {
-		return ps, nil
+		return ps
 	}
 	ps = append(ps, process{Name: "attestd", Args: []string{"attestd", "--home", home, "--config", attestdConfigFile(home)},
 		Log: filepath.Join(home, "attestd", "attestd.log")})
@@ -210,7 +207,7 @@ func localnetProcesses(self, home string, e devnet.Endpoints) ([]process, error)
 		}
 		ps = append(ps, process{Name: w.Name + "/host", Args: args, Log: filepath.Join(devnet.WorkerDir(home, w.Name), "host.log")})
 	}
-	return ps, nil
+	return ps
 }
 
 // lockLocalnet records this supervisor in HOME/localnet.pid, refusing if

@@ -13,7 +13,6 @@ import (
 	"github.com/phala-go/phala/client"
 	"github.com/phala-go/phala/devnet"
 	"github.com/phala-go/phala/internal/testutil"
-	"github.com/phala-go/phala/proto/chainpb"
 	lc "github.com/phala-go/phala/pruntime/lightclient"
 )
 
@@ -73,26 +72,9 @@ func TestRealChain(t *testing.T) {
 	}
 
 	payloads := []string{"first", "second", "third"}
-	var hashes [][]byte
-	for i, p := range payloads {
-		n := uint64(i)
-		raw, err := net.Client.Build(ctx, alice.PrivateKey(), &chainpb.TxBody{Msg: &chainpb.TxBody_PushMessage{PushMessage: &chainpb.MsgPushMessage{Topic: "lightclient-test", Payload: []byte(p)}}}, client.SendOptions{Nonce: &n})
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := net.Client.RPC().BroadcastTxSync(ctx, raw)
-		if err != nil || res.Code != 0 {
-			t.Fatalf("broadcast: %v %v", err, res)
-		}
-		hashes = append(hashes, res.Hash)
-	}
-	var last int64
-	for _, h := range hashes {
-		r, err := net.Client.WaitTx(ctx, h, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		last = max(last, r.Height)
+	last, err := net.PushInOneBlock(ctx, "alice", "lightclient-test", []byte(payloads[0]), []byte(payloads[1]), []byte(payloads[2]))
+	if err != nil {
+		t.Fatal(err)
 	}
 	// Ingesting block last+1 returns block last's events.
 	top := last + 1
