@@ -13,7 +13,7 @@ devnet:
 test:
 	$(GO) vet ./...
 	$(GO) test -timeout 30m ./...
-	$(GO) test -race -timeout 10m ./chain/... ./proof/ ./crypto/ ./pruntime/ ./pruntime/lightclient/ ./pruntime/system/
+	$(GO) test -race -timeout 10m ./chain/... ./proof/ ./crypto/ ./pruntime/ ./pruntime/lightclient/ ./pruntime/system/ ./internal/querywire/ ./client/
 
 build:
 	$(GO) build -o bin/phala ./cmd/phala
@@ -42,6 +42,9 @@ fuzz:
 	$(GO) test ./pruntime/system -run '^$$' -fuzz '^FuzzSealedOpen$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./pruntime/lightclient -run '^$$' -fuzz '^FuzzIngest$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./pruntime/vm -run '^$$' -fuzz '^FuzzInstrument$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./chain/contracts -run '^$$' -fuzz '^FuzzGunzip$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/querywire -run '^$$' -fuzz '^FuzzOpenRequest$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s
+	$(GO) test ./internal/querywire -run '^$$' -fuzz '^FuzzPendingOpen$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s
 
 # Regenerate protobuf code (committed; CI does not need protoc).
 # Needs: apt-get install protobuf-compiler; go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.5

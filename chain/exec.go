@@ -10,6 +10,7 @@ import (
 	"github.com/phala-go/phala/attest"
 	"github.com/phala-go/phala/chain/auth"
 	"github.com/phala-go/phala/chain/bank"
+	"github.com/phala-go/phala/chain/contracts"
 	"github.com/phala-go/phala/chain/gatekeeper"
 	"github.com/phala-go/phala/chain/mq"
 	"github.com/phala-go/phala/chain/registry"
@@ -40,6 +41,10 @@ func validateStateless(tx *auth.Tx, p auth.Params, chainID string) error {
 		err = staking.ValidateStake(m.Stake)
 	case *chainpb.TxBody_Nominate:
 		err = staking.ValidateNominate(m.Nominate)
+	case *chainpb.TxBody_DeployContract:
+		err = contracts.ValidateDeploy(m.DeployContract)
+	case *chainpb.TxBody_ContractCommand:
+		err = contracts.ValidateCommand(m.ContractCommand)
 	default:
 		err = auth.ErrUnknownMsg.Wrapf("%T", m)
 	}
@@ -122,6 +127,12 @@ func execMsg(env execEnv, tx *auth.Tx) (note string, err error) {
 		if err := mq.Deliver(kv, log, sm); err != nil {
 			return "", err
 		}
+		switch k := wm.Kind.(type) {
+		case *chainpb.WorkerMessage_ContractKey:
+			return contracts.HandleKey(kv, log, sm.Sender, k.ContractKey, contractHooks(env))
+		case *chainpb.WorkerMessage_ContractMessage:
+			return contracts.CheckMessage(kv, sm.Sender, k.ContractMessage)
+		}
 		return gatekeeper.HandleMessage(kv, log, sm.Sender, wm, launchHooks(env))
 	case *chainpb.TxBody_Stake:
 		if err := staking.Stake(kv, tx.Signer, m.Stake, workerOperator(env)); err != nil {
@@ -130,6 +141,11 @@ func execMsg(env execEnv, tx *auth.Tx) (note string, err error) {
 		return "", gatekeeper.ClearExclusion(kv, m.Stake.Worker)
 	case *chainpb.TxBody_Nominate:
 		return "", staking.Nominate(kv, tx.Signer, m.Nominate, workerOperator(env))
+	case *chainpb.TxBody_DeployContract:
+		_, err := contracts.Deploy(kv, log, tx.Signer, tx.Body.Nonce, m.DeployContract, contractHooks(env))
+		return "", err
+	case *chainpb.TxBody_ContractCommand:
+		return "", contracts.Command(kv, log, tx.Signer, tx.Body.Nonce, m.ContractCommand)
 	default:
 		return "", auth.ErrUnknownMsg.Wrapf("%T", m)
 	}
@@ -171,7 +187,38 @@ func renewWorker(env execEnv, info *chainpb.WorkerInfo) error {
 	if err := gatekeeper.Renew(env.kv, old, nw); err != nil {
 		return err
 	}
+	if err := contracts.Renew(env.kv, old.SigningKey, nw.SigningKey); err != nil {
+		return err
+	}
 	return staking.Renew(env.kv, old.SigningKey, nw.SigningKey)
+}
+
+func contractHooks(env execEnv) contracts.Hooks {
+	return contracts.Hooks{
+		Launched: func() (bool, error) {
+			p, err := gatekeeper.LoadPhase(env.kv)
+			return p == gatekeeper.PhaseLaunched, err
+		},
+		Miner: func(w []byte) error {
+			wk, err := registry.Active(env.kv, w, env.block.Time)
+			if err != nil {
+				if isRejection(err) {
+					return contracts.ErrBadMiner.Wrapf("%v; pick a registered worker from `phala status`", err)
+				}
+				return err
+			}
+			if wk.Genesis {
+				return contracts.ErrBadMiner.Wrapf("worker %X is the genesis worker, which retires at launch", w)
+			}
+			if seated, err := gatekeeper.Seated(env.kv, w); err != nil {
+				return err
+			} else if seated {
+				return contracts.ErrBadMiner.Wrapf("worker %X is a gatekeeper; gatekeepers hold keys and run no contracts", w)
+			}
+			return nil
+		},
+		Gatekeeper: func(w []byte) (bool, error) { return gatekeeper.Seated(env.kv, w) },
+	}
 }
 
 func workerOperator(env execEnv) staking.WorkerOperator {
@@ -235,6 +282,20 @@ func msgEvents(tx *auth.Tx, signer string, names *addressNames, logIndex int, no
 			{Key: "sender", Value: hex.EncodeToString(sm.Sender), Index: true},
 			{Key: "sequence", Value: strconv.FormatUint(sm.Sequence, 10)},
 			{Key: "effect", Value: effect},
+		}}}
+	case *chainpb.TxBody_DeployContract:
+		return []abci.Event{{Type: "deploy_contract", Attributes: []abci.EventAttribute{
+			{Key: "contract", Value: crypto.NewContractID(tx.Signer, tx.Body.Nonce).String(), Index: true},
+			{Key: "deployer", Value: signer, Index: true},
+			{Key: "miner", Value: hex.EncodeToString(m.DeployContract.Miner), Index: true},
+		}}}
+	case *chainpb.TxBody_ContractCommand:
+		id, _ := crypto.ContractIDFromBytes(m.ContractCommand.Contract)
+		return []abci.Event{{Type: "contract_command", Attributes: []abci.EventAttribute{
+			{Key: "contract", Value: id.String(), Index: true},
+			{Key: "sender", Value: signer, Index: true},
+			{Key: "nonce", Value: strconv.FormatUint(tx.Body.Nonce, 10)},
+			{Key: "event_index", Value: strconv.Itoa(logIndex)},
 		}}}
 	case *chainpb.TxBody_RegisterWorker:
 		info, _ := registry.DecodeWorkerInfo(m.RegisterWorker.Info)

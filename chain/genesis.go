@@ -10,6 +10,7 @@ import (
 
 	"github.com/phala-go/phala/chain/auth"
 	"github.com/phala-go/phala/chain/bank"
+	"github.com/phala-go/phala/chain/contracts"
 	"github.com/phala-go/phala/chain/gatekeeper"
 	"github.com/phala-go/phala/chain/registry"
 	"github.com/phala-go/phala/chain/staking"
@@ -28,6 +29,17 @@ type Genesis struct {
 	// Gatekeeper configures the launch; without it (and a registry
 	// genesis_worker) the chain stays in pre-launch.
 	Gatekeeper *gatekeeper.Genesis `json:"gatekeeper,omitempty"`
+	// Contracts are the contract module's parameters; absent means
+	// contracts.DefaultParams.
+	Contracts *contracts.Params `json:"contracts,omitempty"`
+}
+
+// contractParams is g's contract parameters, defaulted.
+func (g Genesis) contractParams() contracts.Params {
+	if g.Contracts == nil {
+		return contracts.DefaultParams()
+	}
+	return *g.Contracts
 }
 
 // GovernanceAccount is the default governance: a module account nobody
@@ -66,6 +78,9 @@ func (g Genesis) Validate() error {
 	if err := g.Staking.Validate(); err != nil {
 		return fmt.Errorf("genesis staking: %w", err)
 	}
+	if err := g.contractParams().Validate(); err != nil {
+		return fmt.Errorf("genesis contracts: %w", err)
+	}
 	if g.Gatekeeper != nil {
 		if err := g.Gatekeeper.Validate(); err != nil {
 			return fmt.Errorf("genesis gatekeeper: %w", err)
@@ -92,6 +107,9 @@ func initGenesis(kv store.KV, g Genesis, genesisHash []byte, genesisTime time.Ti
 		return err
 	}
 	if err := staking.InitGenesis(kv, g.Staking); err != nil {
+		return err
+	}
+	if err := contracts.InitGenesis(kv, g.contractParams()); err != nil {
 		return err
 	}
 	if g.Gatekeeper != nil {

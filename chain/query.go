@@ -13,6 +13,7 @@ import (
 
 	"github.com/phala-go/phala/chain/auth"
 	"github.com/phala-go/phala/chain/bank"
+	"github.com/phala-go/phala/chain/contracts"
 	"github.com/phala-go/phala/chain/errs"
 	"github.com/phala-go/phala/chain/gatekeeper"
 	"github.com/phala-go/phala/chain/mq"
@@ -45,6 +46,12 @@ const (
 	QuerySequence = "/mq/sequence"
 	// QueryGenesisHash: value = the chain's genesis hash (32 bytes).
 	QueryGenesisHash = "/registry/genesis_hash"
+	// QueryContract: data = 20-byte instance id; value = chainpb.Contract.
+	QueryContract = "/contracts/contract"
+	// QueryContracts: value = chainpb.ContractList, every instance.
+	QueryContracts = "/contracts/list"
+	// QueryContractParams: value = JSON of the contract parameters.
+	QueryContractParams = "/contracts/params"
 )
 
 // QueryCodespace holds the errors queries return.
@@ -120,7 +127,7 @@ func (a *App) query(req *abci.QueryRequest) (*abci.QueryResponse, error) {
 		}
 		v, _ := json.Marshal(p)
 		return &abci.QueryResponse{Value: v, Height: height}, nil
-	case QueryWorker, QueryWorkers, QueryLaunch, QuerySequence, QueryGenesisHash:
+	case QueryWorker, QueryWorkers, QueryLaunch, QuerySequence, QueryGenesisHash, QueryContract, QueryContracts, QueryContractParams:
 		snap, err := a.snapshotAt(height)
 		if err != nil {
 			return nil, err
@@ -131,7 +138,7 @@ func (a *App) query(req *abci.QueryRequest) (*abci.QueryResponse, error) {
 		}
 		return &abci.QueryResponse{Key: req.Data, Value: v, Height: height}, nil
 	}
-	return nil, ErrUnknownQuery.Wrapf("%q; known paths: %s", req.Path, strings.Join([]string{QueryStore, QueryEventLog, QueryAccount, QueryParams, QueryWorker, QueryWorkers, QueryLaunch, QuerySequence, QueryGenesisHash}, " "))
+	return nil, ErrUnknownQuery.Wrapf("%q; known paths: %s", req.Path, strings.Join([]string{QueryStore, QueryEventLog, QueryAccount, QueryParams, QueryWorker, QueryWorkers, QueryLaunch, QuerySequence, QueryGenesisHash, QueryContract, QueryContracts, QueryContractParams}, " "))
 }
 
 // queryModule answers the module queries from a committed snapshot.
@@ -163,6 +170,24 @@ func queryModule(r store.Reader, path string, data []byte) ([]byte, error) {
 		return binary.BigEndian.AppendUint64(nil, n), err
 	case QueryGenesisHash:
 		return registry.GenesisHash(r)
+	case QueryContract:
+		c, err := contracts.Get(r, data)
+		if err != nil {
+			return nil, err
+		}
+		return proto.Marshal(c)
+	case QueryContracts:
+		cs, err := contracts.List(r)
+		if err != nil {
+			return nil, err
+		}
+		return proto.Marshal(&chainpb.ContractList{Contracts: cs})
+	case QueryContractParams:
+		p, err := contracts.LoadParams(r)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(p)
 	}
 	return nil, ErrUnknownQuery.Wrapf("%q", path)
 }
@@ -208,4 +233,16 @@ func (a *App) queryStore(req *abci.QueryRequest, height int64) (*abci.QueryRespo
 	}
 	resp.Value = value
 	return resp, nil
+}
+
+// IterateState calls fn for every key and value of the last committed
+// state, in key order, until fn returns false (for audits and tests: it
+// holds the state lock while it runs).
+func (a *App) IterateState(fn func(key, value []byte) bool) error {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.snapshot == nil {
+		return errors.New("no committed state yet")
+	}
+	return a.snapshot.Iterate(fn)
 }

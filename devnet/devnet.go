@@ -88,6 +88,9 @@ type WorkerEndpoint struct {
 	Name     string `json:"name"`
 	Role     string `json:"role"`
 	PRuntime string `json:"pruntime"`
+	// Query is the host's endpoint for users' contract queries (also
+	// registered on chain as the worker's endpoint).
+	Query string `json:"query,omitempty"`
 }
 
 // NodeEndpoint is one node's listeners.
@@ -304,14 +307,14 @@ func Start(ctx context.Context, c Config) (*Network, error) {
 			n.Stop()
 			return nil, err
 		}
-		n.Workers, err = startWorkers(ctx, c.Home, fmt.Sprintf("127.0.0.1:%d", AttestPort(c.BasePort)), n.Endpoints.RPC, genesis, kr, specs, logger)
+		n.Workers, err = startWorkers(ctx, c.Home, fmt.Sprintf("127.0.0.1:%d", AttestPort(c.BasePort)), n.Endpoints.RPC, genesis, kr, specs, func(i int) int { return QueryPort(c.BasePort, 1, i) }, logger)
 		if err != nil {
 			n.Stop()
 			return nil, err
 		}
 		n.Endpoints.Attest = n.Workers.Attest.URL()
-		for _, w := range specs {
-			n.Endpoints.Workers = append(n.Endpoints.Workers, WorkerEndpoint{Name: w.Name, Role: w.Role, PRuntime: "unix://" + PRuntimeSocket(c.Home, w.Name)})
+		for i, w := range specs {
+			n.Endpoints.Workers = append(n.Endpoints.Workers, WorkerEndpoint{Name: w.Name, Role: w.Role, PRuntime: "unix://" + PRuntimeSocket(c.Home, w.Name), Query: QueryEndpoint(c.BasePort, 1, i)})
 		}
 		if err := WriteEndpoints(c.Home, n.Endpoints); err != nil {
 			n.Stop()
@@ -323,6 +326,22 @@ func Start(ctx context.Context, c Config) (*Network, error) {
 
 // AttestPort is the devnet attestation service's port: after the node's.
 func AttestPort(basePort int) int { return basePort + 3 }
+
+// QueryPort is the query endpoint port of worker i of a network whose
+// validators take ports from basePort (node.PortStride apart): after the
+// last validator's ports and the attestation service's.
+func QueryPort(basePort, validators, i int) int {
+	return basePort + (validators-1)*node.PortStride + 4 + i
+}
+
+// QueryEndpoint is the URL of worker i's query endpoint.
+func QueryEndpoint(basePort, validators, i int) string {
+	return fmt.Sprintf("http://127.0.0.1:%d", QueryPort(basePort, validators, i))
+}
+
+// PortsNeeded is how many consecutive ports a devnet with nWorkers takes
+// from its base port.
+func PortsNeeded(nWorkers int) int { return 4 + nWorkers }
 
 func workersFile(home string) string { return filepath.Join(home, "workers", "workers.json") }
 

@@ -24,7 +24,7 @@ func TestLaunchHandsRootKeyToGatekeepers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	home := t.TempDir()
-	cfg := devnet.Config{Home: home, BasePort: testutil.FreePorts(t, 4), BlockTime: 150 * time.Millisecond, Workers: devnet.DefaultWorkers()}
+	cfg := devnet.Config{Home: home, BasePort: testutil.FreePorts(t, devnet.PortsNeeded(len(devnet.DefaultWorkers()))), BlockTime: 150 * time.Millisecond, Workers: devnet.DefaultWorkers()}
 	net, err := devnet.Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -19,7 +19,7 @@ import (
 // launch.
 func launchWithTTL(t *testing.T, ctx context.Context, ttl int64, p gatekeeper.Params) *devnet.Network {
 	t.Helper()
-	net, err := devnet.Start(ctx, devnet.Config{Home: t.TempDir(), BasePort: testutil.FreePorts(t, 4), BlockTime: 150 * time.Millisecond,
+	net, err := devnet.Start(ctx, devnet.Config{Home: t.TempDir(), BasePort: testutil.FreePorts(t, devnet.PortsNeeded(len(devnet.DefaultWorkers()))), BlockTime: 150 * time.Millisecond,
 		Workers: devnet.DefaultWorkers(), Launch: p,
 		TuneGenesis: func(g *chain.Genesis) { g.Registry.Params.RegistrationTTL = ttl }})
 	if err != nil {

@@ -155,7 +155,7 @@ type Workers struct {
 // startWorkers starts the attestation service on attestAddr and every
 // worker: its pRuntime serving on a Unix socket, and a host reaching it
 // through that socket (the same API a separate pRuntime process serves).
-func startWorkers(ctx context.Context, home, attestAddr, rpc string, genesis []byte, kr *keyring.Keyring, specs []WorkerSpec, logger *slog.Logger) (*Workers, error) {
+func startWorkers(ctx context.Context, home, attestAddr, rpc string, genesis []byte, kr *keyring.Keyring, specs []WorkerSpec, queryPort func(i int) int, logger *slog.Logger) (*Workers, error) {
 	svcKey, err := attest.LoadOrCreateKey(AttestKeyFile(home))
 	if err != nil {
 		return nil, err
@@ -178,7 +178,7 @@ func startWorkers(ctx context.Context, home, attestAddr, rpc string, genesis []b
 		return nil, fmt.Errorf("attestation service: %w", err)
 	}
 	for i, w := range specs {
-		if err := ws.startWorker(ctx, home, rpc, genesis, kr, w, platforms[i], logger.With("worker", w.Name)); err != nil {
+		if err := ws.startWorker(ctx, home, rpc, genesis, kr, w, platforms[i], queryPort(i), logger.With("worker", w.Name)); err != nil {
 			ws.Stop()
 			return nil, fmt.Errorf("worker %s: %w", w.Name, err)
 		}
@@ -186,7 +186,7 @@ func startWorkers(ctx context.Context, home, attestAddr, rpc string, genesis []b
 	return ws, nil
 }
 
-func (ws *Workers) startWorker(ctx context.Context, home, rpc string, genesis []byte, kr *keyring.Keyring, w WorkerSpec, p tee.Platform, logger *slog.Logger) error {
+func (ws *Workers) startWorker(ctx context.Context, home, rpc string, genesis []byte, kr *keyring.Keyring, w WorkerSpec, p tee.Platform, queryPort int, logger *slog.Logger) error {
 	rt, err := pruntime.New(pruntime.Config{Platform: p, DataDir: PRuntimeDataDir(home, w.Name), Logger: logger.With("part", "pruntime")})
 	if err != nil {
 		return err
@@ -216,6 +216,10 @@ func (ws *Workers) startWorker(ctx context.Context, home, rpc string, genesis []
 		return err
 	}
 	cfg := host.Config{PRuntime: api, Chain: cl, Operator: op.PrivateKey(), Genesis: genesis, Logger: logger.With("part", "host")}
+	if w.Role != "genesis" {
+		cfg.QueryListen = fmt.Sprintf("127.0.0.1:%d", queryPort)
+		cfg.Endpoint = "http://" + cfg.QueryListen
+	}
 	if w.Role != "genesis" {
 		cfg.Attest = &attest.Client{URL: ws.Attest.URL()}
 	}

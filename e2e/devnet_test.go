@@ -18,7 +18,7 @@ import (
 // and blocks.
 func TestDevnetShowsBlocksBalancesAndATransfer(t *testing.T) {
 	home := t.TempDir()
-	base := testutil.FreePorts(t, 3)
+	base := testutil.FreePorts(t, devnet.PortsNeeded(len(devnet.DefaultWorkers())))
 	dn := start(t, "devnet", nil, "devnet", "--home", home, "--base-port", strconv.Itoa(base), "--block-time", "300ms")
 	dn.waitOutput(t, "Blocks (Ctrl-C to stop)", 60*time.Second)
 	dn.waitOutput(t, "\nblock ", 10*time.Second)
@@ -53,7 +53,7 @@ func TestDevnetShowsBlocksBalancesAndATransfer(t *testing.T) {
 // with the chain's message and no stack trace.
 func TestCLIUseAndRefusals(t *testing.T) {
 	home := t.TempDir()
-	base := testutil.FreePorts(t, 3)
+	base := testutil.FreePorts(t, devnet.PortsNeeded(len(devnet.DefaultWorkers())))
 	dn := start(t, "devnet", nil, "devnet", "--home", home, "--base-port", strconv.Itoa(base), "--block-time", "200ms", "--no-demo", "--quiet")
 	dn.waitOutput(t, "Blocks (Ctrl-C to stop)", 60*time.Second)
 	h := []string{"--home", home}

@@ -48,7 +48,7 @@ func getJSON(t *testing.T, url string, result any) error {
 // and a transaction broadcast that way commits.
 func TestStandardCometBFTRPCWorks(t *testing.T) {
 	home := t.TempDir()
-	base := testutil.FreePorts(t, 3)
+	base := testutil.FreePorts(t, devnet.PortsNeeded(len(devnet.DefaultWorkers())))
 	dn := start(t, "devnet", nil, "devnet", "--home", home, "--base-port", strconv.Itoa(base), "--block-time", "200ms", "--no-demo", "--quiet")
 	dn.waitOutput(t, "Blocks (Ctrl-C to stop)", 60*time.Second)
 	rpc := fmt.Sprintf("http://127.0.0.1:%d", base)

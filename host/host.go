@@ -51,6 +51,10 @@ type Config struct {
 	Batch int
 	// Poll is the pause when there is nothing to do. Default 200 ms.
 	Poll time.Duration
+	// QueryListen is a loopback host:port where users' sealed contract
+	// queries are served over HTTP (see QueryHandler) while Run runs;
+	// empty serves none.
+	QueryListen string
 	// Logger receives logs. Default: discard.
 	Logger *slog.Logger
 }
@@ -74,6 +78,11 @@ func New(cfg Config) (*Host, error) {
 	if cfg.PRuntime == nil || cfg.Chain == nil || cfg.Operator == nil || cfg.Genesis == nil {
 		return nil, errors.New("host: Config.PRuntime, Chain, Operator and Genesis are required")
 	}
+	if cfg.QueryListen != "" {
+		if err := checkQueryListen(cfg.QueryListen); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Batch == 0 {
 		cfg.Batch = 500
 	}
@@ -88,8 +97,16 @@ func New(cfg Config) (*Host, error) {
 
 // Run relays until ctx ends. Transient failures (a node restarting, an
 // attestation service down) are logged and retried; it returns only when
-// ctx ends or pRuntime refuses to run at all.
+// ctx ends or pRuntime refuses to run at all. With Config.QueryListen
+// set it serves queries meanwhile; it fails at once if it cannot listen.
 func (h *Host) Run(ctx context.Context) error {
+	if h.cfg.QueryListen != "" {
+		stop, err := h.serveQueries()
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	for {
 		busy, err := h.Step(ctx)
 		if ctx.Err() != nil {

@@ -1,6 +1,8 @@
 package pruntime
 
 import (
+	"time"
+
 	"bytes"
 	"crypto/ed25519"
 	"errors"
@@ -19,7 +21,7 @@ const testGenesis = `{"genesis_time":"2026-01-01T00:00:00Z","chain_id":"a","init
 
 // applyEvent applies a verified event and publishes Info, as SyncBlockchain does.
 func (r *Runtime) applyEvent(ev *chainpb.WorkerEvent) error {
-	err := r.apply(ev)
+	err := r.apply(ev, time.Time{})
 	r.publishInfo()
 	return err
 }

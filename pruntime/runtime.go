@@ -20,6 +20,8 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/cometbft/cometbft/types"
 	"google.golang.org/protobuf/proto"
@@ -30,6 +32,7 @@ import (
 	"github.com/phala-go/phala/proto/pruntimepb"
 	"github.com/phala-go/phala/pruntime/lightclient"
 	"github.com/phala-go/phala/pruntime/system"
+	"github.com/phala-go/phala/pruntime/vm"
 	"github.com/phala-go/phala/tee"
 )
 
@@ -79,6 +82,16 @@ type sealedState struct {
 	GenesisPeer  []byte   `json:"genesis_worker,omitempty"` // who may hand the root key over
 	NextSequence uint64   `json:"next_sequence"`
 	Outbox       [][]byte `json:"outbox,omitempty"` // serialized SignedMessages not yet seen on chain
+	// Gatekeepers are the current seats (from the launch, following
+	// renewals): the only workers a contract key is accepted from.
+	Gatekeepers [][]byte `json:"gatekeepers,omitempty"`
+	// WorkerKeys maps every registered worker's identity key (hex) to its
+	// HPKE key, for a gatekeeper to seal contract keys to miners.
+	WorkerKeys map[string][]byte `json:"worker_keys,omitempty"`
+	// Contracts are every instance on chain, by hex id.
+	Contracts map[string]*contractState `json:"contracts,omitempty"`
+	// BlockTime is the time of the last block whose events were applied.
+	BlockTime time.Time `json:"block_time"`
 }
 
 const stateVersion = 1
@@ -99,6 +112,11 @@ type Runtime struct {
 	lc      *lightclient.Client
 	info    *pruntimepb.InfoResponse // for Info without the lock
 	infoMu  sync.RWMutex
+
+	vm       *vm.Engine          // started with the first contract
+	running  map[string]*running // instances this pRuntime runs
+	view     atomic.Pointer[queryView]
+	receipts receiptBook
 }
 
 // New opens (or creates) pRuntime's sealed state in cfg.DataDir. A sealed
@@ -139,7 +157,11 @@ func New(cfg Config) (*Runtime, error) {
 	if err := r.load(); err != nil {
 		return nil, err
 	}
+	if err := r.loadContracts(); err != nil {
+		return nil, err
+	}
 	r.publishInfo()
+	r.publishView(r.st.BlockTime)
 	r.log.Info("pRuntime ready", "platform", cfg.Platform.Name(), "role", r.st.Role, "height", r.height())
 	return r, nil
 }
@@ -201,6 +223,7 @@ func genesisHash(doc *types.GenesisDoc) []byte {
 }
 
 func (r *Runtime) persist() error {
+	r.sealContracts()
 	raw, err := json.Marshal(r.st)
 	if err != nil {
 		return err
@@ -476,9 +499,12 @@ func (r *Runtime) SyncBlockchain(blocks []*pruntimepb.SyncBlock) (*pruntimepb.Sy
 	if err != nil {
 		verr = err // refused before the block that did not decode, if any
 	}
-	for _, evs := range evss {
+	for i, evs := range evss {
+		// Block h's events are those of block h-1: its time is that of
+		// the header trusted before bs[i].
+		t := r.st.BlockTime
 		for _, ev := range evs {
-			if err := r.apply(ev); err != nil {
+			if err := r.apply(ev, t); err != nil {
 				// A verified event pRuntime cannot apply is this build's
 				// fault; stop rather than diverge. The light client and
 				// state in memory are past what is sealed: refuse every
@@ -487,6 +513,7 @@ func (r *Runtime) SyncBlockchain(blocks []*pruntimepb.SyncBlock) (*pruntimepb.Sy
 				return nil, r.broken
 			}
 		}
+		r.st.BlockTime = bs[i].SignedHeader.Time
 		accepted++
 	}
 	if accepted > 0 {
@@ -499,6 +526,7 @@ func (r *Runtime) SyncBlockchain(blocks []*pruntimepb.SyncBlock) (*pruntimepb.Sy
 			return nil, err
 		}
 		r.publishInfo()
+		r.publishView(r.st.BlockTime)
 	}
 	resp := &pruntimepb.SyncResponse{Height: r.lc.Height(), Accepted: accepted}
 	if verr != nil {
@@ -508,23 +536,38 @@ func (r *Runtime) SyncBlockchain(blocks []*pruntimepb.SyncBlock) (*pruntimepb.Sy
 	return resp, nil
 }
 
-// apply acts on one verified worker event.
-func (r *Runtime) apply(ev *chainpb.WorkerEvent) error {
+// apply acts on one verified worker event of a block with time t.
+func (r *Runtime) apply(ev *chainpb.WorkerEvent, t time.Time) error {
 	switch k := ev.Kind.(type) {
 	case *chainpb.WorkerEvent_WorkerMessage:
 		m := k.WorkerMessage
 		if r.id != nil && bytes.Equal(m.Sender, r.id.Public()) {
 			r.delivered(m.Sequence)
 		}
-		return r.onMessage(m)
+		var wm chainpb.WorkerMessage
+		if proto.Unmarshal(m.Payload, &wm) != nil {
+			return nil
+		}
+		if cm := wm.GetContractMessage(); cm != nil {
+			return r.onContractMessage(ev, m.Sender, cm, t)
+		}
+		return r.onMessage(m, &wm)
 	case *chainpb.WorkerEvent_GatekeepersElected:
 		return r.onElected(k.GatekeepersElected)
 	case *chainpb.WorkerEvent_Launched:
+		r.st.Gatekeepers = k.Launched.Gatekeepers
 		if r.st.Role == RoleGenesis {
 			r.retire("the network launched")
 		}
+	case *chainpb.WorkerEvent_ContractDeployed:
+		return r.onDeployed(k.ContractDeployed)
+	case *chainpb.WorkerEvent_ContractKeyed:
+		return r.onKeyed(ev, k.ContractKeyed, t)
+	case *chainpb.WorkerEvent_ContractCommand:
+		return r.onCommand(ev, k.ContractCommand, t)
 	case *chainpb.WorkerEvent_WorkerRegistered:
 		w := k.WorkerRegistered.Worker
+		r.onWorkerRegistered(w)
 		switch {
 		case r.id == nil:
 		case bytes.Equal(w.GetSigningKey(), r.id.Public()):
@@ -612,12 +655,8 @@ func (r *Runtime) onElected(e *chainpb.GatekeepersElected) error {
 
 // onMessage: an elected gatekeeper opens the root key sealed to it and
 // confirms.
-func (r *Runtime) onMessage(m *chainpb.SignedMessage) error {
+func (r *Runtime) onMessage(m *chainpb.SignedMessage, wm *chainpb.WorkerMessage) error {
 	if r.id == nil || r.st.GenesisPeer == nil || !bytes.Equal(m.Sender, r.st.GenesisPeer) {
-		return nil
-	}
-	var wm chainpb.WorkerMessage
-	if proto.Unmarshal(m.Payload, &wm) != nil {
 		return nil
 	}
 	ho := wm.GetHandover()
@@ -659,6 +698,11 @@ func (r *Runtime) retire(why string) {
 		}
 	}
 	r.st.RootKey, r.st.IdentitySeed, r.st.NextIdentitySeed, r.id, r.next, r.st.Outbox = nil, nil, nil, nil, nil, nil
+	for _, c := range r.st.Contracts {
+		clear(c.Key)
+		c.Key, c.State, c.Mine = nil, nil, false
+	}
+	r.running = map[string]*running{}
 	r.st.Role = RoleRetired
 	r.log.Info("retired: secrets erased", "why", why)
 }

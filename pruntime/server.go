@@ -109,6 +109,11 @@ func (s *server) RenewIdentity(context.Context, *pruntimepb.RenewIdentityRequest
 	return out, grpcErr(err)
 }
 
+func (s *server) Query(ctx context.Context, req *pruntimepb.QueryRequest) (*pruntimepb.QueryResponse, error) {
+	out, err := s.r.Query(ctx, req)
+	return out, grpcErr(err)
+}
+
 func (s *server) Info(context.Context, *pruntimepb.InfoRequest) (*pruntimepb.InfoResponse, error) {
 	return s.r.Info(), nil
 }

@@ -308,3 +308,13 @@ func Renew(kv store.KV, old *chainpb.Worker, successor *chainpb.Worker) error {
 	}
 	return save(kv, st)
 }
+
+// Seated reports whether worker holds a gatekeeper seat: the network has
+// launched and worker is one of the elected (or their renewed successors).
+func Seated(r store.Reader, worker []byte) (bool, error) {
+	st, err := Launch(r)
+	if err != nil || st == nil || st.Phase != string(PhaseLaunched) {
+		return false, err
+	}
+	return slices.ContainsFunc(st.Elected, func(g *chainpb.Gatekeeper) bool { return bytes.Equal(g.SigningKey, worker) }), nil
+}

@@ -184,3 +184,10 @@ func (s *Snapshot) Prove(key []byte) ([]byte, *ics23.CommitmentProof, error) {
 	}
 	return v, p, nil
 }
+
+// Iterate calls fn for every key and value of this version in key order,
+// until fn returns false.
+func (s *Snapshot) Iterate(fn func(key, value []byte) bool) error {
+	_, err := s.it.Iterate(func(k, v []byte) bool { return !fn(k, v) })
+	return err
+}

@@ -67,7 +67,7 @@ func main() {}
 func contractCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "contract",
-		Short: "Write and build confidential contracts",
+		Short: "Write, build, deploy, call and query confidential contracts",
 	}
 	var dir, src string
 	newCmd := &cobra.Command{
@@ -169,6 +169,7 @@ a go.mod is written that takes the sdk from --phala-src (a Phala-Go checkout).`,
 	}
 	buildCmd.Flags().StringVarP(&outFile, "out", "O", "", "wasm file to write (default DIR/<dir name>.wasm)")
 	cmd.AddCommand(newCmd, buildCmd)
+	cmd.AddCommand(contractChainCmds(g)...)
 	return cmd
 }
 

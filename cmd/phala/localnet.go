@@ -90,8 +90,12 @@ func initLocalnet(home string, f localnetFlags) (devnet.Endpoints, bool, error) 
 		return e, false, err
 	}
 	e.Attest = "http://" + conf.Listen
-	for _, w := range l.Workers {
-		e.Workers = append(e.Workers, devnet.WorkerEndpoint{Name: w.Name, Role: w.Role, PRuntime: "unix://" + devnet.PRuntimeSocket(home, w.Name)})
+	for i, w := range l.Workers {
+		we := devnet.WorkerEndpoint{Name: w.Name, Role: w.Role, PRuntime: "unix://" + devnet.PRuntimeSocket(home, w.Name)}
+		if w.Role != "genesis" {
+			we.Query = devnet.QueryEndpoint(f.basePort, l.Validators, i)
+		}
+		e.Workers = append(e.Workers, we)
 	}
 	return e, true, devnet.WriteEndpoints(home, e)
 }
@@ -198,6 +202,9 @@ func localnetProcesses(home string, e devnet.Endpoints) []process {
 	genesis := filepath.Join(node.NodeHome(home, 0), "config", "genesis.json")
 	for i, w := range e.Workers {
 		args := []string{"host", "--home", home, "--node", e.Nodes[i%len(e.Nodes)].RPC, "--pruntime", w.PRuntime, "--operator", w.Name, "--genesis", genesis}
+		if w.Query != "" {
+			args = append(args, "--query-listen", strings.TrimPrefix(w.Query, "http://"))
+		}
 		switch w.Role {
 		case "genesis":
 		case "gatekeeper":

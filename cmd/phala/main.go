@@ -81,11 +81,15 @@ func newRoot() *cobra.Command {
 	return root
 }
 
+// errSilent exits 1 after a command printed why it failed itself (a
+// contract's refusal is the command's output, not a usage error).
+var errSilent = errors.New("failed")
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := newRoot().ExecuteContext(ctx); err != nil {
-		if !errors.Is(err, context.Canceled) {
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, errSilent) {
 			fmt.Fprintln(os.Stderr, "Error:", err)
 		}
 		os.Exit(1)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -28,22 +29,21 @@ func (f *txFlags) register(cmd *cobra.Command) {
 	cmd.MarkFlagRequired("from")
 }
 
-// send signs body with the --from key, broadcasts it, waits for its block
-// and prints the result.
-func (f *txFlags) send(cmd *cobra.Command, g *globals, body *chainpb.TxBody) error {
+// signer opens the --from key and the send options the flags set.
+func (f *txFlags) signer(g *globals) (ed25519.PrivateKey, client.SendOptions, error) {
+	opts := client.SendOptions{Memo: f.memo}
 	kr, err := openKeyring(g)
 	if err != nil {
-		return err
+		return nil, opts, err
 	}
 	key, err := kr.Get(f.from)
 	if err != nil {
-		return err
+		return nil, opts, err
 	}
-	opts := client.SendOptions{Memo: f.memo}
 	if f.fee != "" {
 		fee, err := bank.ParseAmount(f.fee)
 		if err != nil {
-			return fmt.Errorf("--fee: %w", err)
+			return nil, opts, fmt.Errorf("--fee: %w", err)
 		}
 		opts.Fee = &fee
 	}
@@ -51,11 +51,21 @@ func (f *txFlags) send(cmd *cobra.Command, g *globals, body *chainpb.TxBody) err
 		n := uint64(f.nonce)
 		opts.Nonce = &n
 	}
+	return key.PrivateKey(), opts, nil
+}
+
+// send signs body with the --from key, broadcasts it, waits for its block
+// and prints the result.
+func (f *txFlags) send(cmd *cobra.Command, g *globals, body *chainpb.TxBody) error {
+	key, opts, err := f.signer(g)
+	if err != nil {
+		return err
+	}
 	c, err := client.New(g.nodeAddr())
 	if err != nil {
 		return err
 	}
-	res, err := c.Send(cmd.Context(), key.PrivateKey(), body, opts)
+	res, err := c.Send(cmd.Context(), key, body, opts)
 	if err != nil {
 		return err
 	}

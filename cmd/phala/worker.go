@@ -85,7 +85,7 @@ prints the identity and root public key that go into the genesis file.`,
 }
 
 func hostCmd(g *globals) *cobra.Command {
-	var papi, attestURL, operator, genesisFile, endpoint, stake string
+	var papi, attestURL, operator, genesisFile, endpoint, stake, queryListen string
 	cmd := &cobra.Command{
 		Use:   "host",
 		Short: "Run a worker's host: register its pRuntime, feed it the chain, relay its messages",
@@ -128,8 +128,11 @@ candidate, feeds it every block for verified sync, and relays the messages it si
 			if err != nil {
 				return err
 			}
+			if endpoint == "" && queryListen != "" {
+				endpoint = "http://" + queryListen
+			}
 			cfg := host.Config{PRuntime: api, Chain: cl, Operator: op.PrivateKey(), Genesis: genesis, Endpoint: endpoint, Stake: uint64(amount),
-				Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))}
+				QueryListen: queryListen, Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))}
 			if attestURL != "" {
 				cfg.Attest = &attest.Client{URL: attestURL}
 			}
@@ -145,7 +148,8 @@ candidate, feeds it every block for verified sync, and relays the messages it si
 	cmd.Flags().StringVar(&attestURL, "attest", "", "attestation service URL (needed to register)")
 	cmd.Flags().StringVar(&operator, "operator", "", "keyring name of the operator account that registers and pays")
 	cmd.Flags().StringVar(&genesisFile, "genesis", "", "the chain's genesis.json (default HOME/node0/config/genesis.json)")
-	cmd.Flags().StringVar(&endpoint, "endpoint", "", "where users reach this worker (attested)")
+	cmd.Flags().StringVar(&endpoint, "endpoint", "", "where users reach this worker (attested; default http://QUERY-LISTEN)")
+	cmd.Flags().StringVar(&queryListen, "query-listen", "", "loopback host:port serving users' sealed contract queries (none if empty)")
 	cmd.Flags().StringVar(&stake, "stake", "", "PHA to bond to the worker as a gatekeeper candidate (e.g. 10000)")
 	cmd.MarkFlagRequired("operator")
 	return cmd

@@ -27,6 +27,7 @@ const (
 	PRuntime_DumpSideEffects_FullMethodName = "/phala.pruntime.v1.PRuntime/DumpSideEffects"
 	PRuntime_Info_FullMethodName            = "/phala.pruntime.v1.PRuntime/Info"
 	PRuntime_RenewIdentity_FullMethodName   = "/phala.pruntime.v1.PRuntime/RenewIdentity"
+	PRuntime_Query_FullMethodName           = "/phala.pruntime.v1.PRuntime/Query"
 )
 
 // PRuntimeClient is the client API for PRuntime service.
@@ -64,6 +65,9 @@ type PRuntimeClient interface {
 	// before the current identity is seen registered. Idempotent while
 	// pending.
 	RenewIdentity(ctx context.Context, in *RenewIdentityRequest, opts ...grpc.CallOption) (*Identity, error)
+	// Query answers a user's sealed, signed contract query from the last
+	// executed snapshot; it never waits for a sync in progress.
+	Query(ctx context.Context, in *QueryRequest, opts ...grpc.CallOption) (*QueryResponse, error)
 }
 
 type pRuntimeClient struct {
@@ -154,6 +158,16 @@ func (c *pRuntimeClient) RenewIdentity(ctx context.Context, in *RenewIdentityReq
 	return out, nil
 }
 
+func (c *pRuntimeClient) Query(ctx context.Context, in *QueryRequest, opts ...grpc.CallOption) (*QueryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(QueryResponse)
+	err := c.cc.Invoke(ctx, PRuntime_Query_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PRuntimeServer is the server API for PRuntime service.
 // All implementations must embed UnimplementedPRuntimeServer
 // for forward compatibility.
@@ -189,6 +203,9 @@ type PRuntimeServer interface {
 	// before the current identity is seen registered. Idempotent while
 	// pending.
 	RenewIdentity(context.Context, *RenewIdentityRequest) (*Identity, error)
+	// Query answers a user's sealed, signed contract query from the last
+	// executed snapshot; it never waits for a sync in progress.
+	Query(context.Context, *QueryRequest) (*QueryResponse, error)
 	mustEmbedUnimplementedPRuntimeServer()
 }
 
@@ -222,6 +239,9 @@ func (UnimplementedPRuntimeServer) Info(context.Context, *InfoRequest) (*InfoRes
 }
 func (UnimplementedPRuntimeServer) RenewIdentity(context.Context, *RenewIdentityRequest) (*Identity, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RenewIdentity not implemented")
+}
+func (UnimplementedPRuntimeServer) Query(context.Context, *QueryRequest) (*QueryResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Query not implemented")
 }
 func (UnimplementedPRuntimeServer) mustEmbedUnimplementedPRuntimeServer() {}
 func (UnimplementedPRuntimeServer) testEmbeddedByValue()                  {}
@@ -388,6 +408,24 @@ func _PRuntime_RenewIdentity_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PRuntime_Query_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(QueryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PRuntimeServer).Query(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PRuntime_Query_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PRuntimeServer).Query(ctx, req.(*QueryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PRuntime_ServiceDesc is the grpc.ServiceDesc for PRuntime service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -426,6 +464,10 @@ var PRuntime_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RenewIdentity",
 			Handler:    _PRuntime_RenewIdentity_Handler,
+		},
+		{
+			MethodName: "Query",
+			Handler:    _PRuntime_Query_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

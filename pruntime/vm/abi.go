@@ -181,7 +181,13 @@ func instantiateHost(ctx context.Context, rt wazero.Runtime) error {
 			trap("send: at most %d messages of %d bytes", MaxMessages, MaxInputBytes)
 		}
 		charge(m, gasStorageSet+gasPerByte*uint64(tl+ml))
-		c.messages = append(c.messages, Message{To: string(mem(m, tp, tl, "send")), Payload: clone(mem(m, mp, ml, "send"))})
+		to := string(mem(m, tp, tl, "send"))
+		if c.env.CheckSend != nil {
+			if err := c.env.CheckSend(to); err != nil {
+				trap("send: %v", err)
+			}
+		}
+		c.messages = append(c.messages, Message{To: to, Payload: clone(mem(m, mp, ml, "send"))})
 	}).Export("send")
 	b.NewFunctionBuilder().WithFunc(func(ctx context.Context, m api.Module, ptr, n uint32) {
 		if n > MaxOutputBytes {

@@ -40,6 +40,24 @@ func (s *MemStore) Get(key []byte) ([]byte, bool) {
 func (s *MemStore) Set(key, value []byte) { s.m[string(key)] = bytes.Clone(value) }
 func (s *MemStore) Delete(key []byte)     { delete(s.m, string(key)) }
 
+// NewMemStoreFrom returns a store holding a copy of pairs.
+func NewMemStoreFrom(pairs map[string][]byte) *MemStore {
+	s := &MemStore{m: make(map[string][]byte, len(pairs))}
+	for k, v := range pairs {
+		s.m[k] = bytes.Clone(v)
+	}
+	return s
+}
+
+// Pairs returns a copy of the contents.
+func (s *MemStore) Pairs() map[string][]byte {
+	return NewMemStoreFrom(s.m).m
+}
+
+// Clone returns a copy for a read-only snapshot. Values are shared: the
+// store never changes a value in place, and callers must not either.
+func (s *MemStore) Clone() *MemStore { return &MemStore{m: maps.Clone(s.m)} }
+
 // Len is the number of keys.
 func (s *MemStore) Len() int { return len(s.m) }
 

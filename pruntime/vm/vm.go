@@ -203,6 +203,10 @@ type Env struct {
 	Seed []byte
 	// Gas is the call's gas limit; 0 means Config.GasLimit.
 	Gas uint64
+	// CheckSend, if set, vets each message the call sends as it sends it;
+	// an error fails the call (so a call never half-happens because one
+	// of its messages could not be delivered).
+	CheckSend func(to string) error
 }
 
 // Message is a message a contract sends to another contract.

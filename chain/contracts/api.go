@@ -1,0 +1,70 @@
+// Package contracts records confidential contracts on chain (paper sections
+// 4.6 and 4.8): the public code, the instance and its miner, the contract
+// key k_c as the first gatekeeper sent it (encrypted under the root key),
+// the contract's public input key, and every command, ordered and still
+// sealed. The chain reads no command and no state: it only orders.
+package contracts
+
+import (
+	"fmt"
+
+	"github.com/phala-go/phala/chain/bank"
+	"github.com/phala-go/phala/chain/errs"
+)
+
+// Codespace of the errors below.
+const Codespace = "contracts"
+
+// Stable rejection codes. Never renumber.
+var (
+	ErrUnknownContract = errs.Register(Codespace, 2, "unknown contract")
+	ErrMalformed       = errs.Register(Codespace, 3, "malformed contract message")
+	ErrCodeTooLarge    = errs.Register(Codespace, 4, "contract code too large")
+	ErrNotLaunched     = errs.Register(Codespace, 5, "confidential contracts are disabled before the launch")
+	ErrBadMiner        = errs.Register(Codespace, 6, "not a worker that can run contracts")
+	ErrNotKeyed        = errs.Register(Codespace, 7, "contract has no key yet")
+	ErrGasLimit        = errs.Register(Codespace, 8, "gas limit out of range")
+)
+
+const (
+	// MaxInitArgsBytes bounds a deploy's init arguments.
+	MaxInitArgsBytes = 64 << 10
+	// MaxEnvelopeBytes bounds a sealed command or message: a 64 KiB
+	// contract input plus HPKE's overhead.
+	MaxEnvelopeBytes = 64<<10 + 4<<10
+)
+
+// Params are the contract module's chain parameters.
+type Params struct {
+	// MaxCodeBytes bounds a contract's uncompressed wasm code.
+	MaxCodeBytes int64 `json:"max_code_bytes"`
+	// DeployFee, in uPHA, is burnt per deployment on top of the
+	// transaction fee (which already pays per byte of code).
+	DeployFee uint64 `json:"deploy_fee"`
+	// GasPrice is the uPHA a command pays per million gas of its limit,
+	// whether it uses it or not: execution is off chain, so the chain
+	// charges what it can know.
+	GasPrice uint64 `json:"gas_price_per_million"`
+	// MaxGas bounds a command's gas limit. (A contract-to-contract message
+	// runs with pRuntime's fixed MessageGas, paid by the sending command.)
+	MaxGas uint64 `json:"max_gas"`
+}
+
+// DefaultParams: 8 MiB of code, 10 PHA to deploy, 1 uPHA per million gas
+// (a 100 M gas command pays 100 uPHA on top of its fee), at most 1 G gas.
+func DefaultParams() Params {
+	return Params{MaxCodeBytes: 8 << 20, DeployFee: 10 * bank.UnitsPerPHA, GasPrice: 1, MaxGas: 1_000_000_000}
+}
+
+// Validate checks the parameters.
+func (p Params) Validate() error {
+	if p.MaxCodeBytes < 1024 || p.MaxCodeBytes > 64<<20 || p.MaxGas == 0 || p.MaxGas > 1e12 || p.GasPrice > 1e9 {
+		return fmt.Errorf("contracts params: max_code_bytes 1 KiB..64 MiB, max_gas 1..1e12, gas_price_per_million at most 1e9; got %+v", p)
+	}
+	return nil
+}
+
+// GasFee is what a command with gas limit gas pays for execution.
+func (p Params) GasFee(gas uint64) uint64 {
+	return (gas/1_000_000 + min(1, gas%1_000_000)) * p.GasPrice
+}
