@@ -55,6 +55,8 @@ type running struct {
 	input *crypto.HPKEKey
 	store *vm.MemStore
 	dirty bool
+	// session runs this block's calls (see endBlock).
+	session *vm.Session
 }
 
 // contractView is a read-only snapshot of an instance for queries.
@@ -306,7 +308,7 @@ func (r *Runtime) onKeyed(ev *chainpb.WorkerEvent, kd *chainpb.ContractKeyed, t 
 	args := c.InitArgs
 	c.InitArgs = nil
 	deployer, _ := crypto.AddressFromBytes(c.Deployer)
-	res, err := r.vm.Execute(context.Background(), run.code, vm.EntryInit, vm.Env{
+	res, err := r.session(run).Execute(context.Background(), vm.EntryInit, vm.Env{
 		Contract: run.id.String(), Caller: deployer.String(), Height: ev.Height, Time: t,
 		Seed: crypto.ContractSeed(kc, ev.Height, ev.Index, 0), CheckSend: r.checkSend,
 	}, run.store, args)
@@ -353,7 +355,7 @@ func (r *Runtime) onCommand(ev *chainpb.WorkerEvent, cmd *chainpb.ContractComman
 
 // execute runs one command or message and sends its messages.
 func (r *Runtime) execute(run *running, c *contractState, ev *chainpb.WorkerEvent, t time.Time, caller string, payload []byte, gas uint64, rc *pruntimepb.CommandReceipt) error {
-	res, err := r.vm.Execute(context.Background(), run.code, vm.EntryCommand, vm.Env{
+	res, err := r.session(run).Execute(context.Background(), vm.EntryCommand, vm.Env{
 		Contract: run.id.String(), Caller: caller, Height: ev.Height, Time: t,
 		Seed: crypto.ContractSeed(c.Key, ev.Height, ev.Index, 0), Gas: gas, CheckSend: r.checkSend,
 	}, run.store, payload)
@@ -368,6 +370,25 @@ func (r *Runtime) execute(run *running, c *contractState, ev *chainpb.WorkerEven
 	}
 	rc.Ok, rc.Events, run.dirty = true, res.Events, true
 	return r.sendMessages(run.id, res.Messages)
+}
+
+// session is the instance run executes this block's calls in: one per
+// contract per block, a boundary every miner draws alike (endBlock).
+func (r *Runtime) session(run *running) *vm.Session {
+	if run.session == nil {
+		run.session = r.vm.NewSession(run.code)
+	}
+	return run.session
+}
+
+// endBlock ends the block's sessions.
+func (r *Runtime) endBlock() {
+	for _, run := range r.running {
+		if run.session != nil {
+			run.session.Close(context.Background())
+			run.session = nil
+		}
+	}
 }
 
 // checkSend vets a message's receiver as the chain will: a keyed instance.

@@ -510,9 +510,11 @@ func (r *Runtime) SyncBlockchain(blocks []*pruntimepb.SyncBlock) (*pruntimepb.Sy
 				// state in memory are past what is sealed: refuse every
 				// later sync until a restart reloads the sealed state.
 				r.broken = fmt.Errorf("apply event %d of block %d: %w", ev.Index, ev.Height, err)
+				r.endBlock()
 				return nil, r.broken
 			}
 		}
+		r.endBlock()
 		r.st.BlockTime = bs[i].SignedHeader.Time
 		accepted++
 	}
@@ -702,6 +704,7 @@ func (r *Runtime) retire(why string) {
 		clear(c.Key)
 		c.Key, c.State, c.Mine = nil, nil, false
 	}
+	r.endBlock()
 	r.running = map[string]*running{}
 	r.st.Role = RoleRetired
 	r.log.Info("retired: secrets erased", "why", why)

@@ -234,8 +234,59 @@ type Result struct {
 // or init applies its writes to store only if it succeeds; a query never
 // writes. Execute's own error means the call could not be made at all.
 func (e *Engine) Execute(ctx context.Context, code CodeHash, entry Entry, env Env, store Store, input []byte) (*Result, error) {
+	s := e.NewSession(code)
+	defer s.Close(ctx)
+	return s.Execute(ctx, entry, env, store, input)
+}
+
+// Session runs calls to one contract in order in one instance, so Go's
+// runtime starts once for them all instead of once per call. A call that
+// fails (trap, out of gas, error) ends the instance, and the next call
+// starts a fresh one. Determinism: a call's gas and result depend on the
+// calls before it in the session, so every miner must draw the same
+// session boundaries; pRuntime uses one session per contract per block.
+// A Session is not safe for concurrent use.
+type Session struct {
+	e    *Engine
+	code CodeHash
+	inst *instance
+}
+
+// NewSession starts a session; the instance is made by the first call.
+func (e *Engine) NewSession(code CodeHash) *Session { return &Session{e: e, code: code} }
+
+// Close ends the session's instance.
+func (s *Session) Close(ctx context.Context) {
+	if s.inst != nil {
+		s.inst.mod.Close(ctx)
+		s.inst = nil
+	}
+}
+
+// instance is a live module and the per-call plumbing its WASI functions
+// read: the current call's clock and randomness.
+type instance struct {
+	mod    api.Module
+	gas    api.MutableGlobal
+	rand   switchReader
+	stderr switchWriter
+	now    time.Time
+}
+
+type switchReader struct{ r io.Reader }
+
+func (s *switchReader) Read(p []byte) (int, error) { return s.r.Read(p) }
+
+type switchWriter struct{ w io.Writer }
+
+func (s *switchWriter) Write(p []byte) (int, error) { return s.w.Write(p) }
+
+// Execute runs one call in the session's instance (starting one if
+// needed), with the semantics of Engine.Execute.
+func (s *Session) Execute(ctx context.Context, entry Entry, env Env, store Store, input []byte) (*Result, error) {
+	e := s.e
 	e.mu.RLock()
-	cm, ok := e.codes[code]
+	cm, ok := e.codes[s.code]
 	e.mu.RUnlock()
 	if !ok {
 		return nil, ErrUnknownCode
@@ -245,18 +296,6 @@ func (e *Engine) Execute(ctx context.Context, code CodeHash, entry Entry, env En
 	cctx, cancel := context.WithTimeout(context.WithValue(ctx, callKey{}, c), e.cfg.Timeout)
 	defer cancel()
 	var stderr limitedBuffer
-	sec, nsec := env.Time.Unix(), int32(env.Time.Nanosecond())
-	var mono int64
-	mc := wazero.NewModuleConfig().
-		WithName("").
-		WithStartFunctions(). // _initialize runs below, metered
-		WithRandSource(c.rand).
-		WithWalltime(func() (int64, int32) { return sec, nsec }, sys.ClockResolution(1)).
-		WithNanotime(func() int64 { mono++; return mono }, sys.ClockResolution(1)).
-		WithNanosleep(func(int64) {}).
-		WithOsyield(func() {}).
-		WithStdout(io.Discard).
-		WithStderr(&stderr)
 	res := &Result{}
 	limit := env.Gas
 	if limit == 0 {
@@ -272,28 +311,47 @@ func (e *Engine) Execute(ctx context.Context, code CodeHash, entry Entry, env En
 		}
 		res.Err = fmt.Errorf("%w: %w%s", ErrContract, err, stderr.tail())
 		res.Output = c.output
+		s.Close(ctx) // a trap may leave the runtime mid-way: start afresh
 		return res, nil
 	}
-	mod, err := e.rt.InstantiateModule(cctx, cm, mc)
-	if err != nil {
-		return fail(fmt.Errorf("instantiate: %w", err))
-	}
-	defer mod.Close(ctx)
-	gas, _ = mod.ExportedGlobal(GasExport).(api.MutableGlobal)
-	if gas == nil {
-		return nil, fmt.Errorf("vm: compiled code lacks its gas global")
-	}
-	if start := mod.ExportedFunction("_initialize"); start != nil {
-		gas.Set(e.cfg.InitGas)
-		if _, err := start.Call(cctx); err != nil {
-			if int64(gas.Get()) == -1 {
-				gas = nil // the runtime's start-up, not the caller's gas
-				return fail(fmt.Errorf("the contract's start-up ran past %d gas", e.cfg.InitGas))
+	if s.inst == nil {
+		in := &instance{now: env.Time}
+		in.rand.r, in.stderr.w = c.rand, &stderr
+		var mono int64
+		mc := wazero.NewModuleConfig().
+			WithName("").
+			WithStartFunctions(). // _initialize runs below, metered
+			WithRandSource(&in.rand).
+			WithWalltime(func() (int64, int32) { return in.now.Unix(), int32(in.now.Nanosecond()) }, sys.ClockResolution(1)).
+			WithNanotime(func() int64 { mono++; return mono }, sys.ClockResolution(1)).
+			WithNanosleep(func(int64) {}).
+			WithOsyield(func() {}).
+			WithStdout(io.Discard).
+			WithStderr(&in.stderr)
+		mod, err := e.rt.InstantiateModule(cctx, cm, mc)
+		if err != nil {
+			return fail(fmt.Errorf("instantiate: %w", err))
+		}
+		in.mod = mod
+		s.inst = in
+		if in.gas, _ = mod.ExportedGlobal(GasExport).(api.MutableGlobal); in.gas == nil {
+			s.Close(ctx)
+			return nil, fmt.Errorf("vm: compiled code lacks its gas global")
+		}
+		if start := mod.ExportedFunction("_initialize"); start != nil {
+			in.gas.Set(e.cfg.InitGas)
+			if _, err := start.Call(cctx); err != nil {
+				if int64(in.gas.Get()) == -1 {
+					return fail(fmt.Errorf("the contract's start-up ran past %d gas", e.cfg.InitGas))
+				}
+				return fail(fmt.Errorf("start-up: %w", err))
 			}
-			return fail(fmt.Errorf("start-up: %w", err))
 		}
 	}
-	fn := mod.ExportedFunction(string(entry))
+	in := s.inst
+	in.now, in.rand.r, in.stderr.w = env.Time, c.rand, &stderr
+	gas = in.gas
+	fn := in.mod.ExportedFunction(string(entry))
 	if fn == nil {
 		return fail(fmt.Errorf("the contract does not export %s", entry))
 	}
@@ -312,7 +370,10 @@ func (e *Engine) Execute(ctx context.Context, code CodeHash, entry Entry, env En
 		if len(c.output) > 0 {
 			msg = string(c.output)
 		}
-		return fail(errors.New(msg))
+		// The contract returned normally with an error: its runtime is
+		// intact, the session keeps the instance.
+		s.inst, res.Err, res.Output = in, fmt.Errorf("%w: %s%s", ErrContract, msg, stderr.tail()), c.output
+		return res, nil
 	}
 	if !c.readOnly {
 		c.state.commit()

@@ -321,3 +321,62 @@ func BenchmarkTokenTransfer(b *testing.B) {
 		}
 	}
 }
+
+// TestSessionMatchesAcrossEnginesAndSurvivesFailures: calls in one
+// instance (pRuntime's per-block session) give the same results, gas and
+// roots on two engines; state ends as with fresh instances; a failing
+// command, a trap and running out of gas in the middle change nothing and
+// the session carries on.
+func TestSessionMatchesAcrossEnginesAndSurvivesFailures(t *testing.T) {
+	ctx := context.Background()
+	a := newFixture(t, tokenWasm, vm.Config{})
+	b := newFixture(t, tokenWasm, vm.Config{CacheDir: t.TempDir()})
+	fresh := newFixture(t, tokenWasm, vm.Config{})
+	sa, sb := a.e.NewSession(a.code), b.e.NewSession(b.code)
+	defer sa.Close(ctx)
+	defer sb.Close(ctx)
+	type step struct {
+		caller, msg string
+		gas         uint64
+		ok          bool
+	}
+	steps := []step{{"alice", `{"name":"T"}`, 0, true}, {"alice", `{"mint":{"to":"alice","amount":1000}}`, 0, true}}
+	for i := range 30 {
+		steps = append(steps, step{"alice", fmt.Sprintf(`{"transfer":{"to":"u%d","amount":%d}}`, i, i+1), 0, true})
+	}
+	steps = append(steps,
+		step{"bob", `{"transfer":{"to":"carol","amount":5}}`, 0, false}, // insufficient: an error return
+		step{"alice", `{"transfer":{"to":"bob","amount":1}}`, 5_000, false}, // out of gas: a trap
+		step{"alice", `not json`, 0, false},
+		step{"alice", `{"transfer":{"to":"bob","amount":7}}`, 0, true},
+	)
+	for i, st := range steps {
+		entry := vm.EntryCommand
+		if i == 0 {
+			entry = vm.EntryInit
+		}
+		ea, eb, ef := a.env(st.caller), b.env(st.caller), fresh.env(st.caller)
+		ea.Gas, eb.Gas, ef.Gas = st.gas, st.gas, st.gas
+		ra, err := sa.Execute(ctx, entry, ea, a.store, []byte(st.msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rb, err := sb.Execute(ctx, entry, eb, b.store, []byte(st.msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rf, err := fresh.e.Execute(ctx, fresh.code, entry, ef, fresh.store, []byte(st.msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (ra.Err == nil) != st.ok || (rb.Err == nil) != st.ok || (rf.Err == nil) != st.ok {
+			t.Fatalf("step %d %s: errors %v / %v / %v, want ok %v", i, st.msg, ra.Err, rb.Err, rf.Err, st.ok)
+		}
+		if ra.GasUsed != rb.GasUsed || a.store.Root() != b.store.Root() || a.store.Root() != fresh.store.Root() {
+			t.Fatalf("step %d %s: gas %d / %d, roots %x / %x / %x", i, st.msg, ra.GasUsed, rb.GasUsed, a.store.Root(), b.store.Root(), fresh.store.Root())
+		}
+	}
+	if got := string(a.ok(vm.EntryQuery, "bob", `{"balance":{}}`)); got != "7" {
+		t.Fatalf("bob holds %s, want 7", got)
+	}
+}
