@@ -345,7 +345,7 @@ func TestSessionMatchesAcrossEnginesAndSurvivesFailures(t *testing.T) {
 		steps = append(steps, step{"alice", fmt.Sprintf(`{"transfer":{"to":"u%d","amount":%d}}`, i, i+1), 0, true})
 	}
 	steps = append(steps,
-		step{"bob", `{"transfer":{"to":"carol","amount":5}}`, 0, false}, // insufficient: an error return
+		step{"bob", `{"transfer":{"to":"carol","amount":5}}`, 0, false},     // insufficient: an error return
 		step{"alice", `{"transfer":{"to":"bob","amount":1}}`, 5_000, false}, // out of gas: a trap
 		step{"alice", `not json`, 0, false},
 		step{"alice", `{"transfer":{"to":"bob","amount":7}}`, 0, true},
