@@ -1,13 +1,12 @@
 package pruntime
 
 import (
-	"time"
-
 	"bytes"
 	"crypto/ed25519"
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 

@@ -18,8 +18,9 @@
 // Commands and queries arrive as JSON objects with one member naming the
 // handler: {"transfer": {"to": "...", "amount": 5}}. A handler's error (or
 // panic) fails the call: its writes are discarded and the error text is
-// what the caller sees. Contract state must live in the store: every call
-// runs in a fresh instance, so Go variables do not survive between calls.
+// what the caller sees. Contract state must live in the store: Go variables
+// never survive past a block (a block's calls to a contract may share one
+// instance, later ones start afresh), so results must not depend on them.
 package sdk
 
 import (

@@ -163,7 +163,7 @@ a go.mod is written that takes the sdk from --phala-src (a Phala-Go checkout).`,
 			sum := sha256.Sum256(code)
 			res := map[string]any{"wasm": outFile, "bytes": len(code), "code_hash": hex.EncodeToString(sum[:])}
 			return emit(cmd.OutOrStdout(), g, res, func(w io.Writer) {
-				fmt.Fprintf(w, "built %s (%d bytes)\ncode hash %x\n", outFile, len(code), sum)
+				fmt.Fprintf(w, "built %s (%d bytes)\ncode hash %x\ndeploy it with: phala contract deploy %s --miner WORKER --from NAME\n", outFile, len(code), sum, outFile)
 			})
 		},
 	}

@@ -1,8 +1,8 @@
 // Package vm runs confidential contracts: WebAssembly modules executed by
 // wazero (compiler engine, compiled-module cache). A contract's state is a
 // Store on the host side, not wasm memory, so it has a state root and can be
-// checkpointed. Every call runs in a fresh instance with a deterministic
-// environment: the clock is the block time, randomness comes from the
+// checkpointed. A call runs in a fresh instance, or in a Session with the
+// calls before it in the same block, with a deterministic environment: the clock is the block time, randomness comes from the
 // call's seed, and there is no filesystem, network or environment. The
 // same calls on the same state give the same state root on every worker.
 //

@@ -1,0 +1,168 @@
+package pruntime
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/phala-go/phala/crypto"
+	"github.com/phala-go/phala/internal/querywire"
+	"github.com/phala-go/phala/internal/wasmbuild"
+	"github.com/phala-go/phala/internal/wasmcode"
+	"github.com/phala-go/phala/proto/chainpb"
+	"github.com/phala-go/phala/proto/pruntimepb"
+	"github.com/phala-go/phala/tee/sim"
+)
+
+func buildToken(t *testing.T) []byte {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	out := filepath.Join(t.TempDir(), "token.wasm")
+	if err := wasmbuild.Build(context.Background(), filepath.Dir(filepath.Dir(file)), "./contracts/token", out); err != nil {
+		t.Fatal(err)
+	}
+	code, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code
+}
+
+// TestMinerRunsContract drives a miner's pRuntime with verified events:
+// it keeps the deployed code, accepts the contract key only from a current
+// gatekeeper and only if it matches the published key, runs commands in
+// order with receipts (refusing tampered and replayed ones unexecuted),
+// answers sealed queries from its snapshot, and resumes it all after a
+// restart.
+func TestMinerRunsContract(t *testing.T) {
+	if raceEnabled {
+		t.Skip("runs wasm; too slow under the race detector")
+	}
+	code := buildToken(t)
+	cpu, _ := sim.OpenCPU(t.TempDir())
+	p := sim.New(cpu, sim.Measure([]byte("b")))
+	dir := t.TempDir()
+	r, err := New(Config{Platform: p, DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.InitRuntime([]byte(testGenesis)); err != nil {
+		t.Fatal(err)
+	}
+	me := r.Info().SigningKey
+	gk, other := ed25519.PublicKey(make([]byte, 32)), ed25519.PublicKey(append(make([]byte, 31), 1))
+	apply := func(h int64, evs ...*chainpb.WorkerEvent) {
+		t.Helper()
+		for i, ev := range evs {
+			ev.Height, ev.Index = h, uint32(i)
+			if err := r.apply(ev, time.Unix(1_800_000_000+h, 0)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r.endBlock()
+		if err := r.persist(); err != nil {
+			t.Fatal(err)
+		}
+		r.publishView(time.Unix(1_800_000_000+h, 0))
+	}
+	apply(1, registered(me, nil), &chainpb.WorkerEvent{Kind: &chainpb.WorkerEvent_Launched{Launched: &chainpb.Launched{Gatekeepers: [][]byte{gk}}}})
+
+	alice := ed25519.NewKeyFromSeed(make([]byte, 32))
+	aliceAddr := crypto.AddressFromPubKey(alice.Public().(ed25519.PublicKey))
+	bob := ed25519.NewKeyFromSeed(append(make([]byte, 31), 2))
+	id := crypto.NewContractID(aliceAddr, 7)
+	sum := sha256.Sum256(code)
+	apply(2, &chainpb.WorkerEvent{Kind: &chainpb.WorkerEvent_ContractDeployed{ContractDeployed: &chainpb.ContractDeployed{
+		Contract: id.Bytes(), CodeHash: sum[:], CodeGzip: wasmcode.Gzip(code), Miner: me, Deployer: aliceAddr.Bytes(), InitArgs: []byte(`{"name":"T"}`)}}})
+
+	kc := crypto.DeriveContractKey(make([]byte, 32), "a", id)
+	in, _ := crypto.ContractInputKey(kc)
+	keyed := func(from []byte, key []byte) *chainpb.WorkerEvent {
+		env, err := crypto.Seal(r.id.HPKE.PublicKey(), crypto.ContractKeyInfo("a", id, me), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &chainpb.WorkerEvent{Kind: &chainpb.WorkerEvent_ContractKeyed{ContractKeyed: &chainpb.ContractKeyed{
+			Contract: id.Bytes(), PublicKey: in.PublicKey(), Miner: me, SealedKey: env, Gatekeeper: from}}}
+	}
+	// From a worker holding no seat: refused, the contract stays unkeyed.
+	apply(3, keyed(other, kc))
+	if c := r.st.Contracts[hexKey(id[:])]; c.Key != nil {
+		t.Fatal("accepted a contract key from a worker that is not a gatekeeper")
+	}
+	apply(4, keyed(gk, kc))
+	if c := r.st.Contracts[hexKey(id[:])]; c.Key == nil || c.Broken != "" {
+		t.Fatalf("contract not keyed from the gatekeeper: %q", c.Broken)
+	}
+
+	command := func(nonce uint64, msg string, tamper bool) *chainpb.WorkerEvent {
+		env, err := crypto.Seal(in.PublicKey(), crypto.CommandInfo("a", id, aliceAddr, nonce), []byte(msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tamper {
+			env[len(env)-3] ^= 1
+		}
+		return &chainpb.WorkerEvent{Kind: &chainpb.WorkerEvent_ContractCommand{ContractCommand: &chainpb.ContractCommand{
+			Contract: id.Bytes(), Sender: aliceAddr.Bytes(), Nonce: nonce, GasLimit: 100_000_000, Envelope: env}}}
+	}
+	mint := fmt.Sprintf(`{"mint":{"to":%q,"amount":1000}}`, aliceAddr)
+	replay := command(10, mint, false)
+	replay.GetContractCommand().Nonce = 11
+	apply(5, command(10, mint, false), replay, command(12, mint, true), command(13, `{"transfer":{"to":"x","amount":1}}`, false))
+	for nonce, want := range map[uint64]string{10: "", 11: "refused", 12: "refused"} {
+		rc := r.receipts.get(hexKey(id[:]), aliceAddr[:], nonce)
+		if rc == nil || rc.Ok != (want == "") || !strings.Contains(rc.Error, want) {
+			t.Fatalf("receipt of nonce %d: %+v", nonce, rc)
+		}
+	}
+
+	ask := func(user ed25519.PrivateKey, q *pruntimepb.ContractQuery) *pruntimepb.QueryAnswer {
+		t.Helper()
+		q.Contract = id.Bytes()
+		w := &chainpb.Worker{SigningKey: me, HpkeKey: r.id.HPKE.PublicKey()}
+		pend, err := querywire.NewRequest("a", w, user, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := r.Query(context.Background(), pend.Request)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ans, err := pend.Open(resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ans
+	}
+	if a := ask(alice, &pruntimepb.ContractQuery{Payload: []byte(`{"balance":{}}`)}); string(a.Output) != "999" || len(a.StateRoot) != 32 {
+		t.Fatalf("alice's balance %q (%s) at height %d", a.Output, a.Error, a.Height)
+	}
+	if a := ask(bob, &pruntimepb.ContractQuery{Payload: []byte(fmt.Sprintf(`{"balance":{"account":%q}}`, aliceAddr))}); !strings.Contains(a.Error, "only the holder") {
+		t.Fatalf("bob read alice's balance: %q %q", a.Output, a.Error)
+	}
+	if a := ask(bob, &pruntimepb.ContractQuery{Kind: pruntimepb.ContractQuery_RECEIPT, CommandNonce: 10}); a.Receipt != nil {
+		t.Fatal("bob read alice's receipt")
+	}
+	root := ask(alice, &pruntimepb.ContractQuery{Kind: pruntimepb.ContractQuery_STATUS}).StateRoot
+
+	// A restart resumes the instance from the sealed state.
+	r2, err := New(Config{Platform: p, DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = r2
+	if a := ask(alice, &pruntimepb.ContractQuery{Kind: pruntimepb.ContractQuery_STATUS}); string(a.StateRoot) != string(root) || a.Error != "" {
+		t.Fatalf("after restart: root %X (%s), want %X", a.StateRoot, a.Error, root)
+	}
+	if a := ask(alice, &pruntimepb.ContractQuery{Payload: []byte(`{"balance":{}}`)}); string(a.Output) != "999" {
+		t.Fatalf("after restart alice holds %q", a.Output)
+	}
+}

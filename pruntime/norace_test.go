@@ -1,0 +1,5 @@
+//go:build !race
+
+package pruntime
+
+const raceEnabled = false
