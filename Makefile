@@ -22,6 +22,7 @@ build:
 bench:
 	$(GO) run ./bench/chainbench
 	$(GO) run ./bench/syncbench
+	$(GO) run ./bench/contractbench
 	$(GO) test -run '^$$' -bench WasmVsNative ./contracts/token
 
 # Each fuzz target for a while (FUZZTIME, default 30s).
