@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bufio"
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/ed25519"
@@ -50,8 +49,8 @@ type ContractConfig struct {
 	BasePort int
 	// Dir holds the devnet. Default: a temporary directory, removed after.
 	Dir string
-	// Repo is the module root the token is built from. Default: found
-	// upward from the working directory.
+	// Repo is the module root the token is built from. Default: the
+	// checkout this program was built from (wasmbuild.ModuleRoot).
 	Repo string
 	// QueryWorkers is how many goroutines query concurrently. Default 4.
 	QueryWorkers int
@@ -229,33 +228,11 @@ type contractBench struct {
 	profile string // CPU profile file of the next token run
 }
 
-// FindRepo walks up from the working directory to this module's root.
-func FindRepo() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil {
-			line, _, _ := bytes.Cut(b, []byte("\n"))
-			if strings.TrimSpace(string(line)) == "module github.com/phala-go/phala" {
-				return dir, nil
-			}
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("run from inside the phala-go module (or pass its root)")
-		}
-		dir = parent
-	}
-}
-
 // RunContracts builds the token, starts a devnet, and measures.
 func RunContracts(ctx context.Context, c ContractConfig) (rep ContractReport, err error) {
 	c.defaults()
 	if c.Repo == "" {
-		if c.Repo, err = FindRepo(); err != nil {
+		if c.Repo, err = wasmbuild.ModuleRoot(); err != nil {
 			return rep, err
 		}
 	}
@@ -267,11 +244,7 @@ func RunContracts(ctx context.Context, c ContractConfig) (rep ContractReport, er
 		defer os.RemoveAll(dir)
 	}
 	t0 := time.Now()
-	wasmFile := filepath.Join(dir, "token.wasm")
-	if err := wasmbuild.Build(ctx, c.Repo, "./contracts/token", wasmFile); err != nil {
-		return rep, err
-	}
-	code, err := os.ReadFile(wasmFile)
+	code, err := wasmbuild.Code(ctx, c.Repo, "./contracts/token")
 	if err != nil {
 		return rep, err
 	}

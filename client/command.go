@@ -134,11 +134,7 @@ func (c *Client) Miner(ctx context.Context, id crypto.ContractID) (*chainpb.Cont
 // signed by key, and returns the verified answer. The answer is signed by
 // the miner's identity as registered on chain.
 func (c *Client) QueryContract(ctx context.Context, key ed25519.PrivateKey, id crypto.ContractID, q *pruntimepb.ContractQuery) (*pruntimepb.QueryAnswer, error) {
-	chainID, err := c.ChainID(ctx)
-	if err != nil {
-		return nil, err
-	}
-	_, w, err := c.Miner(ctx, id)
+	chainID, w, err := c.queryTarget(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -146,18 +142,34 @@ func (c *Client) QueryContract(ctx context.Context, key ed25519.PrivateKey, id c
 	return QueryWorker(ctx, w.Endpoint, chainID, w, key, q)
 }
 
+// queryTarget is the chain id and the miner's record a query to id needs.
+func (c *Client) queryTarget(ctx context.Context, id crypto.ContractID) (string, *chainpb.Worker, error) {
+	chainID, err := c.ChainID(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	_, w, err := c.Miner(ctx, id)
+	return chainID, w, err
+}
+
 // WaitReceipt polls the miner for the receipt of key's command with nonce
 // until it is executed or timeout passes.
 func (c *Client) WaitReceipt(ctx context.Context, key ed25519.PrivateKey, id crypto.ContractID, nonce uint64, timeout time.Duration) (*pruntimepb.CommandReceipt, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	chainID, w, err := c.queryTarget(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	for {
-		ans, err := c.QueryContract(ctx, key, id, &pruntimepb.ContractQuery{Kind: pruntimepb.ContractQuery_RECEIPT, CommandNonce: nonce})
+		ans, err := QueryWorker(ctx, w.Endpoint, chainID, w, key, &pruntimepb.ContractQuery{Contract: id.Bytes(), Kind: pruntimepb.ContractQuery_RECEIPT, CommandNonce: nonce})
 		if err == nil && ans.Receipt != nil {
 			return ans.Receipt, nil
 		}
 		if err == nil {
 			err = errors.New(ans.Error)
+		} else if c2, w2, err2 := c.queryTarget(ctx, id); err2 == nil {
+			chainID, w = c2, w2 // the miner may have renewed its identity
 		}
 		select {
 		case <-ctx.Done():

@@ -52,16 +52,41 @@ func AddressFromBytes(b []byte) (Address, error) {
 }
 
 // String returns the bech32 form, for example phala1q...
-func (a Address) String() string {
-	conv, err := bech32.ConvertBits(a[:], 8, 5, true)
+func (a Address) String() string { return encodeBech32(AddressPrefix, a[:]) }
+
+// encodeBech32 is the bech32 form of a 20-byte id under prefix.
+func encodeBech32(prefix string, b []byte) string {
+	conv, err := bech32.ConvertBits(b, 8, 5, true)
 	if err != nil {
 		panic(err) // cannot happen for 20 bytes
 	}
-	s, err := bech32.Encode(AddressPrefix, conv)
+	s, err := bech32.Encode(prefix, conv)
 	if err != nil {
 		panic(err)
 	}
 	return s
+}
+
+// decodeBech32 parses a bech32 20-byte id that must carry prefix; what
+// names the kind of id in errors.
+func decodeBech32(prefix, what, s string) ([AddressLen]byte, error) {
+	var a [AddressLen]byte
+	hrp, data, err := bech32.Decode(s, 90)
+	if err != nil {
+		return a, fmt.Errorf("%w %q: %v", ErrBadAddress, s, err)
+	}
+	if hrp != prefix {
+		return a, fmt.Errorf("%w %q: %s starts with %q1, not %q1", ErrBadAddress, s, what, prefix, hrp)
+	}
+	raw, err := bech32.ConvertBits(data, 5, 8, false)
+	if err != nil {
+		return a, fmt.Errorf("%w %q: %v", ErrBadAddress, s, err)
+	}
+	if len(raw) != AddressLen {
+		return a, fmt.Errorf("%w %q: %d bytes, want %d", ErrBadAddress, s, len(raw), AddressLen)
+	}
+	copy(a[:], raw)
+	return a, nil
 }
 
 // Bytes returns a copy of the address as a slice.
@@ -86,21 +111,6 @@ var ErrBadAddress = errors.New("invalid address")
 
 // ParseAddress parses a bech32 address with the phala prefix.
 func ParseAddress(s string) (Address, error) {
-	var a Address
-	hrp, data, err := bech32.Decode(s, 90)
-	if err != nil {
-		return a, fmt.Errorf("%w %q: %v", ErrBadAddress, s, err)
-	}
-	if hrp != AddressPrefix {
-		return a, fmt.Errorf("%w %q: prefix is %q, want %q", ErrBadAddress, s, hrp, AddressPrefix)
-	}
-	raw, err := bech32.ConvertBits(data, 5, 8, false)
-	if err != nil {
-		return a, fmt.Errorf("%w %q: %v", ErrBadAddress, s, err)
-	}
-	if len(raw) != AddressLen {
-		return a, fmt.Errorf("%w %q: %d bytes, want %d", ErrBadAddress, s, len(raw), AddressLen)
-	}
-	copy(a[:], raw)
-	return a, nil
+	a, err := decodeBech32(AddressPrefix, "an account address", s)
+	return Address(a), err
 }

@@ -7,10 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
-	"errors"
 	"fmt"
-
-	"github.com/cosmos/btcutil/bech32"
 )
 
 // ContractPrefix is the human-readable part of a contract instance id, so
@@ -43,17 +40,7 @@ func ContractIDFromBytes(b []byte) (ContractID, error) {
 }
 
 // String is the bech32 form, phalac1...
-func (id ContractID) String() string {
-	conv, err := bech32.ConvertBits(id[:], 8, 5, true)
-	if err != nil {
-		panic(err)
-	}
-	s, err := bech32.Encode(ContractPrefix, conv)
-	if err != nil {
-		panic(err)
-	}
-	return s
-}
+func (id ContractID) String() string { return encodeBech32(ContractPrefix, id[:]) }
 
 // Bytes returns a copy of the id as a slice.
 func (id ContractID) Bytes() []byte { return append([]byte(nil), id[:]...) }
@@ -63,20 +50,8 @@ func (id ContractID) MarshalText() ([]byte, error) { return []byte(id.String()),
 
 // ParseContractID parses a phalac1... instance id.
 func ParseContractID(s string) (ContractID, error) {
-	var id ContractID
-	hrp, data, err := bech32.Decode(s, 90)
-	if err != nil {
-		return id, fmt.Errorf("%w %q: %v", ErrBadAddress, s, err)
-	}
-	if hrp != ContractPrefix {
-		return id, fmt.Errorf("%w %q: a contract id starts with %q1, not %q1", ErrBadAddress, s, ContractPrefix, hrp)
-	}
-	raw, err := bech32.ConvertBits(data, 5, 8, false)
-	if err != nil || len(raw) != AddressLen {
-		return id, fmt.Errorf("%w %q: not a %d-byte id", ErrBadAddress, s, AddressLen)
-	}
-	copy(id[:], raw)
-	return id, nil
+	id, err := decodeBech32(ContractPrefix, "a contract id", s)
+	return ContractID(id), err
 }
 
 func tagged(tag, chainID string, parts ...[]byte) []byte {
@@ -117,10 +92,9 @@ func ContractInputKey(kc []byte) (*HPKEKey, error) {
 // ContractSeed is the randomness seed of a contract call: from k_c, the
 // block height and the call's index in the block's event log. Identical on
 // every miner, unpredictable to anyone without k_c.
-func ContractSeed(kc []byte, height int64, index uint32, sub uint32) []byte {
+func ContractSeed(kc []byte, height int64, index uint32) []byte {
 	info := binary.BigEndian.AppendUint64([]byte("phala/contract/random/v1\x00"), uint64(height))
 	info = binary.BigEndian.AppendUint32(info, index)
-	info = binary.BigEndian.AppendUint32(info, sub)
 	s, err := hkdf.Key(sha256.New, kc, nil, string(info), 32)
 	if err != nil {
 		panic(err)
@@ -206,6 +180,3 @@ func AnswerInfo(chainID string, queryHash []byte) []byte {
 func AnswerBytes(chainID string, answer []byte) []byte {
 	return tagged("phala/contract/answer-signature/v1", chainID, answer)
 }
-
-// ErrContractKey is wrapped when a contract key is malformed.
-var ErrContractKey = errors.New("invalid contract key")

@@ -6,14 +6,12 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/phala-go/phala/chain/auth"
 	"github.com/phala-go/phala/client"
 	"github.com/phala-go/phala/crypto"
 	"github.com/phala-go/phala/devnet"
@@ -26,13 +24,11 @@ import (
 // buildContract builds contracts/NAME of this repository to wasm.
 func buildContract(t *testing.T, ctx context.Context, name string) []byte {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Dir(filepath.Dir(file))
-	out := filepath.Join(t.TempDir(), name+".wasm")
-	if err := wasmbuild.Build(ctx, root, "./contracts/"+name, out); err != nil {
+	root, err := wasmbuild.ModuleRoot()
+	if err != nil {
 		t.Fatal(err)
 	}
-	code, err := os.ReadFile(out)
+	code, err := wasmbuild.Code(ctx, root, "./contracts/"+name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +136,23 @@ func TestConfidentialTokenEndToEnd(t *testing.T) {
 	if rc := call(t, ctx, cl, bob, token, fmt.Sprintf(`{"mint":{"to":%q,"amount":5}}`, bob.addr), 0); rc.Ok || !strings.Contains(rc.Error, "only the owner may mint") {
 		t.Fatalf("bob minted: ok %v, %q", rc.Ok, rc.Error)
 	}
-	rc := call(t, ctx, cl, alice, token, fmt.Sprintf(`{"transfer":{"to":%q,"amount":%d}}`, bob.addr, sent), 0)
+	// The transfer is kept as signed, to replay its envelope later.
+	raw, nonce, err := cl.BuildCall(ctx, alice.key, token, []byte(fmt.Sprintf(`{"transfer":{"to":%q,"amount":%d}}`, bob.addr, sent)), 0, client.SendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.BroadcastAndWait(ctx, raw, 0); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := cl.WaitReceipt(ctx, alice.key, token, nonce, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sentTx, err := auth.Decode(raw, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sentEnvelope := sentTx.Body.GetContractCommand().Envelope
 	if !rc.Ok || rc.GasUsed == 0 {
 		t.Fatalf("transfer: ok %v, %q, gas %d", rc.Ok, rc.Error, rc.GasUsed)
 	}
@@ -214,10 +226,7 @@ func TestConfidentialTokenEndToEnd(t *testing.T) {
 		env[len(env)-5] ^= 1
 		return env
 	})
-	refused("a command sealed for an earlier transaction (a replay)", func(n uint64) []byte {
-		env, _ := client.SealCommand(chainID, ct, alice.addr, n-1, []byte(drain))
-		return env
-	})
+	refused("the envelope of the earlier transfer, replayed in a new transaction", func(uint64) []byte { return sentEnvelope })
 	spender, _, err := cl.DeployContract(ctx, alice.key, spenderCode, miner2, []byte(fmt.Sprintf(`{"token":%q}`, token)), client.SendOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -308,21 +308,17 @@ func (r *Runtime) onKeyed(ev *chainpb.WorkerEvent, kd *chainpb.ContractKeyed, t 
 	args := c.InitArgs
 	c.InitArgs = nil
 	deployer, _ := crypto.AddressFromBytes(c.Deployer)
-	res, err := r.session(run).Execute(context.Background(), vm.EntryInit, vm.Env{
-		Contract: run.id.String(), Caller: deployer.String(), Height: ev.Height, Time: t,
-		Seed: crypto.ContractSeed(kc, ev.Height, ev.Index, 0), CheckSend: r.checkSend,
-	}, run.store, args)
-	if err == nil && res.Err != nil {
-		err = res.Err
+	rc := &pruntimepb.CommandReceipt{}
+	if err := r.execute(vm.EntryInit, run, c, ev, t, deployer.String(), args, 0, rc); err != nil {
+		return err
 	}
-	if err != nil {
-		c.Broken = fmt.Sprintf("the contract's initialiser failed: %v", err)
-		r.log.Warn("a contract's initialiser failed", "contract", run.id.String(), "err", err)
+	if !rc.Ok {
+		c.Broken = "the contract's initialiser failed: " + rc.Error
+		r.log.Warn("a contract's initialiser failed", "contract", run.id.String(), "err", rc.Error)
 		return nil
 	}
-	run.dirty = true
-	r.log.Info("contract key received; instantiated and initialised", "contract", run.id.String(), "gas", res.GasUsed)
-	return r.sendMessages(run.id, res.Messages)
+	r.log.Info("contract key received; instantiated and initialised", "contract", run.id.String(), "gas", rc.GasUsed)
+	return nil
 }
 
 // onCommand executes a command to an instance this pRuntime runs, in block
@@ -341,23 +337,32 @@ func (r *Runtime) onCommand(ev *chainpb.WorkerEvent, cmd *chainpb.ContractComman
 	}
 	rc := &pruntimepb.CommandReceipt{Height: ev.Height, Index: ev.Index, Sender: cmd.Sender, Nonce: cmd.Nonce}
 	defer r.receipts.put(k, cmd.Sender, cmd.Nonce, rc)
+	id, _ := crypto.ContractIDFromBytes(cmd.Contract)
+	return r.deliver(run, c, ev, t, sender.String(), cmd.Envelope, crypto.CommandInfo(r.chainID, id, sender, cmd.Nonce), cmd.GasLimit, rc)
+}
+
+// deliver opens a sealed command or message to an instance this pRuntime
+// runs and executes it; rc records the outcome. What does not open is
+// refused unexecuted.
+func (r *Runtime) deliver(run *running, c *contractState, ev *chainpb.WorkerEvent, t time.Time, caller string, envelope, info []byte, gas uint64, rc *pruntimepb.CommandReceipt) error {
 	if c.Broken != "" || run == nil || run.input == nil {
 		rc.Error = "the contract cannot run: " + c.Broken
 		return nil
 	}
-	payload, err := run.input.Open(cmd.Envelope, crypto.CommandInfo(r.chainID, run.id, sender, cmd.Nonce))
+	payload, err := run.input.Open(envelope, info)
 	if err != nil {
-		rc.Error = "refused: the command does not open with this contract's key for this sender and nonce (tampered, sealed to another contract, or replayed)"
+		rc.Error = "refused: it does not open with this contract's key for this sender (tampered, sealed to another contract, or replayed)"
 		return nil
 	}
-	return r.execute(run, c, ev, t, sender.String(), payload, cmd.GasLimit, rc)
+	return r.execute(vm.EntryCommand, run, c, ev, t, caller, payload, gas, rc)
 }
 
-// execute runs one command or message and sends its messages.
-func (r *Runtime) execute(run *running, c *contractState, ev *chainpb.WorkerEvent, t time.Time, caller string, payload []byte, gas uint64, rc *pruntimepb.CommandReceipt) error {
-	res, err := r.session(run).Execute(context.Background(), vm.EntryCommand, vm.Env{
+// execute runs one call of the block in its session; rc records the
+// outcome. A successful call's messages are sent.
+func (r *Runtime) execute(entry vm.Entry, run *running, c *contractState, ev *chainpb.WorkerEvent, t time.Time, caller string, payload []byte, gas uint64, rc *pruntimepb.CommandReceipt) error {
+	res, err := r.session(run).Execute(context.Background(), entry, vm.Env{
 		Contract: run.id.String(), Caller: caller, Height: ev.Height, Time: t,
-		Seed: crypto.ContractSeed(c.Key, ev.Height, ev.Index, 0), Gas: gas, CheckSend: r.checkSend,
+		Seed: crypto.ContractSeed(c.Key, ev.Height, ev.Index), Gas: gas, CheckSend: r.checkSend,
 	}, run.store, payload)
 	if err != nil {
 		rc.Error = "the contract could not be called: " + err.Error()
@@ -438,25 +443,18 @@ func (r *Runtime) onContractMessage(ev *chainpb.WorkerEvent, sender []byte, m *c
 		return nil
 	}
 	fromID, _ := crypto.ContractIDFromBytes(m.From)
-	k := hexKey(m.To)
-	run := r.running[k]
-	rc := &pruntimepb.CommandReceipt{Height: ev.Height, Index: ev.Index, Sender: m.From, Nonce: uint64(ev.Height)<<32 | uint64(ev.Index)}
-	defer func() {
-		r.receipts.put(k, m.From, rc.Nonce, rc)
-		if !rc.Ok {
-			r.log.Info("a contract message failed", "from", fromID.String(), "to", hexKey(m.To), "height", ev.Height, "err", rc.Error)
-		}
-	}()
-	if to.Broken != "" || run == nil || run.input == nil {
-		rc.Error = "the contract cannot run: " + to.Broken
-		return nil
+	toID, _ := crypto.ContractIDFromBytes(m.To)
+	run := r.running[hexKey(m.To)]
+	// No receipt is kept: a contract cannot sign a query to read one. A
+	// failure is logged (without the payload) for the miner's operator.
+	rc := &pruntimepb.CommandReceipt{}
+	if err := r.deliver(run, to, ev, t, fromID.String(), m.Envelope, crypto.MessageInfo(r.chainID, fromID, toID), min(m.GasLimit, MessageGas), rc); err != nil {
+		return err
 	}
-	payload, err := run.input.Open(m.Envelope, crypto.MessageInfo(r.chainID, fromID, run.id))
-	if err != nil {
-		rc.Error = "refused: the message does not open with this contract's key"
-		return nil
+	if !rc.Ok {
+		r.log.Info("a contract message failed", "from", fromID.String(), "to", hexKey(m.To), "height", ev.Height, "err", rc.Error)
 	}
-	return r.execute(run, to, ev, t, fromID.String(), payload, min(m.GasLimit, MessageGas), rc)
+	return nil
 }
 
 // receiptBook keeps the latest command receipts for their senders. Sync
@@ -535,7 +533,7 @@ func (r *Runtime) Query(ctx context.Context, req *pruntimepb.QueryRequest) (*pru
 		}
 		res, err := v.engine.Execute(ctx, cv.code, vm.EntryQuery, vm.Env{
 			Contract: q.Contract.String(), Caller: q.Caller.String(), Height: v.height, Time: v.time,
-			Seed: crypto.ContractSeed(cv.key, v.height, ^uint32(0), 0),
+			Seed: crypto.ContractSeed(cv.key, v.height, ^uint32(0)),
 		}, cv.store, q.Query.Payload)
 		if err != nil {
 			return nil, err

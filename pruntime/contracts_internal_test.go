@@ -5,9 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
-	"os"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -23,12 +20,11 @@ import (
 
 func buildToken(t *testing.T) []byte {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	out := filepath.Join(t.TempDir(), "token.wasm")
-	if err := wasmbuild.Build(context.Background(), filepath.Dir(filepath.Dir(file)), "./contracts/token", out); err != nil {
+	root, err := wasmbuild.ModuleRoot()
+	if err != nil {
 		t.Fatal(err)
 	}
-	code, err := os.ReadFile(out)
+	code, err := wasmbuild.Code(context.Background(), root, "./contracts/token")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,6 +148,35 @@ func TestMinerRunsContract(t *testing.T) {
 		t.Fatal("bob read alice's receipt")
 	}
 	root := ask(alice, &pruntimepb.ContractQuery{Kind: pruntimepb.ContractQuery_STATUS}).StateRoot
+
+	// A query never waits for sync: with the runtime's lock held (as a
+	// sync or a command in progress holds it), it is still answered.
+	pend, err := querywire.NewRequest("a", &chainpb.Worker{SigningKey: me, HpkeKey: r.id.HPKE.PublicKey()}, alice,
+		&pruntimepb.ContractQuery{Contract: id.Bytes(), Payload: []byte(`{"balance":{}}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	answered := make(chan error, 1)
+	go func() {
+		resp, err := r.Query(context.Background(), pend.Request)
+		if err == nil {
+			var a *pruntimepb.QueryAnswer
+			if a, err = pend.Open(resp); err == nil && string(a.Output) != "999" {
+				err = fmt.Errorf("answer %q %q", a.Output, a.Error)
+			}
+		}
+		answered <- err
+	}()
+	select {
+	case err := <-answered:
+		if err != nil {
+			t.Errorf("query during a sync: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("a query waited for the runtime's lock")
+	}
+	r.mu.Unlock()
 
 	// A restart resumes the instance from the sealed state.
 	r2, err := New(Config{Platform: p, DataDir: dir})

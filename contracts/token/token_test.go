@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -49,13 +47,7 @@ var (
 )
 
 func tokenWasm(b *testing.B) []byte {
-	wasmOnce.Do(func() {
-		dir := b.TempDir()
-		out := filepath.Join(dir, "token.wasm")
-		if wasmErr = wasmbuild.Build(context.Background(), ".", ".", out); wasmErr == nil {
-			wasmCode, wasmErr = os.ReadFile(out)
-		}
-	})
+	wasmOnce.Do(func() { wasmCode, wasmErr = wasmbuild.Code(context.Background(), ".", ".") })
 	if wasmErr != nil {
 		b.Fatal(wasmErr)
 	}

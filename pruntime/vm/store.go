@@ -40,22 +40,20 @@ func (s *MemStore) Get(key []byte) ([]byte, bool) {
 func (s *MemStore) Set(key, value []byte) { s.m[string(key)] = bytes.Clone(value) }
 func (s *MemStore) Delete(key []byte)     { delete(s.m, string(key)) }
 
-// NewMemStoreFrom returns a store holding a copy of pairs.
+// NewMemStoreFrom returns a store holding pairs (a sealed store's
+// contents). The map is adopted, not copied.
 func NewMemStoreFrom(pairs map[string][]byte) *MemStore {
-	s := &MemStore{m: make(map[string][]byte, len(pairs))}
-	for k, v := range pairs {
-		s.m[k] = bytes.Clone(v)
+	if pairs == nil {
+		pairs = map[string][]byte{}
 	}
-	return s
+	return &MemStore{m: pairs}
 }
 
-// Pairs returns a copy of the contents.
-func (s *MemStore) Pairs() map[string][]byte {
-	return NewMemStoreFrom(s.m).m
-}
+// Pairs returns the contents, to seal them: a new map sharing the values,
+// which the store never changes in place (nor may callers).
+func (s *MemStore) Pairs() map[string][]byte { return maps.Clone(s.m) }
 
-// Clone returns a copy for a read-only snapshot. Values are shared: the
-// store never changes a value in place, and callers must not either.
+// Clone returns a copy for a read-only snapshot, sharing values as Pairs.
 func (s *MemStore) Clone() *MemStore { return &MemStore{m: maps.Clone(s.m)} }
 
 // Len is the number of keys.

@@ -372,7 +372,7 @@ func (s *Session) Execute(ctx context.Context, entry Entry, env Env, store Store
 		}
 		// The contract returned normally with an error: its runtime is
 		// intact, the session keeps the instance.
-		s.inst, res.Err, res.Output = in, fmt.Errorf("%w: %s%s", ErrContract, msg, stderr.tail()), c.output
+		res.Err, res.Output = fmt.Errorf("%w: %s%s", ErrContract, msg, stderr.tail()), c.output
 		return res, nil
 	}
 	if !c.readOnly {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -18,22 +17,15 @@ import (
 var tokenWasm, hostileWasm []byte
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "vm-test")
-	if err != nil {
-		panic(err)
-	}
 	ctx := context.Background()
+	var err error
 	for _, c := range []struct {
 		pkg string
 		out *[]byte
 	}{{"./contracts/token", &tokenWasm}, {"./pruntime/vm/testdata/hostile", &hostileWasm}} {
-		f := filepath.Join(dir, filepath.Base(c.pkg)+".wasm")
-		if err := wasmbuild.Build(ctx, "../..", c.pkg, f); err != nil {
+		if *c.out, err = wasmbuild.Code(ctx, "../..", c.pkg); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
-		}
-		if *c.out, err = os.ReadFile(f); err != nil {
-			panic(err)
 		}
 	}
 	if shared, err = vm.NewEngine(ctx, vm.Config{}); err != nil {
@@ -41,7 +33,6 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	shared.Close(ctx)
-	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
