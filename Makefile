@@ -46,6 +46,7 @@ fuzz:
 	$(GO) test ./chain/contracts -run '^$$' -fuzz '^FuzzGunzip$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/querywire -run '^$$' -fuzz '^FuzzOpenRequest$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s
 	$(GO) test ./internal/querywire -run '^$$' -fuzz '^FuzzPendingOpen$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s
+	$(GO) test ./pruntime -run '^$$' -fuzz '^FuzzDecodeCheckpoint$$' -fuzztime $(FUZZTIME)
 
 # Regenerate protobuf code (committed; CI does not need protoc).
 # Needs: apt-get install protobuf-compiler; go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.5

@@ -356,7 +356,7 @@ func RunContracts(ctx context.Context, c ContractConfig) (rep ContractReport, er
 func (b *contractBench) deploy(ctx context.Context, code []byte) error {
 	t0 := time.Now()
 	minerKey := b.miner.Info().SigningKey
-	id, _, err := b.cl.DeployContract(ctx, b.alice.key, code, minerKey, []byte(`{"name":"Bench Token"}`), client.SendOptions{})
+	id, _, err := b.cl.DeployContract(ctx, b.alice.key, code, [][]byte{minerKey}, []byte(`{"name":"Bench Token"}`), client.SendOptions{})
 	if err != nil {
 		return fmt.Errorf("deploy the token: %w", err)
 	}

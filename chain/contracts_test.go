@@ -7,16 +7,22 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/phala-go/phala/chain/contracts"
 	"github.com/phala-go/phala/chain/gatekeeper"
+	"github.com/phala-go/phala/chain/mq"
 	"github.com/phala-go/phala/chain/registry"
+	"github.com/phala-go/phala/chain/store"
 	"github.com/phala-go/phala/crypto"
+	"github.com/phala-go/phala/internal/inbox"
 	"github.com/phala-go/phala/proto/chainpb"
 )
 
@@ -57,6 +63,12 @@ type contractFixture struct {
 
 func newContractFixture(t *testing.T) *contractFixture {
 	t.Helper()
+	return newContractFixtureWith(t, nil)
+}
+
+// newContractFixtureWith lets tune adjust the genesis further.
+func newContractFixtureWith(t *testing.T, tune func(*Genesis)) *contractFixture {
+	t.Helper()
 	gen := newIdentity(t, 100)
 	root := bytes.Repeat([]byte{42}, 32)
 	p := contracts.DefaultParams()
@@ -66,6 +78,9 @@ func newContractFixture(t *testing.T) *contractFixture {
 		g.Gatekeeper = &gatekeeper.Genesis{Params: gatekeeper.Params{NGatekeepers: 2, ElectionHeight: 3, HandoverBlocks: 4}, RootPublicKey: crypto.RootPublicKey(root)}
 		g.Staking.MinCandidateStake = 10 * 1_000_000
 		g.Contracts = &p
+		if tune != nil {
+			tune(g)
+		}
 	})
 	f := &contractFixture{
 		launchFixture: &launchFixture{attestFixture: af, genesis: gen, root: root, seqs: map[string]uint64{}, nonces: map[string]uint64{}},
@@ -106,23 +121,32 @@ func (f *contractFixture) launchNow() {
 	}
 }
 
-func (f *contractFixture) deployMsg(miner []byte) *chainpb.MsgDeployContract {
-	return &chainpb.MsgDeployContract{CodeGzip: gzipped(f.t, wasmOf(100)), Miner: miner, InitArgs: []byte(`{"owner":"alice"}`)}
+func (f *contractFixture) deployMsg(miners ...[]byte) *chainpb.MsgDeployContract {
+	return &chainpb.MsgDeployContract{CodeGzip: gzipped(f.t, wasmOf(100)), Miners: miners, InitArgs: []byte(`{"owner":"alice"}`)}
 }
 
-// deploy deploys a contract run by miner from account from and returns its id.
-func (f *contractFixture) deploy(from string, miner identity) crypto.ContractID {
+// deploy deploys a contract run by miners from account from and returns its id.
+func (f *contractFixture) deploy(from string, miners ...identity) crypto.ContractID {
 	f.t.Helper()
 	id := crypto.NewContractID(addr(f.keys[from]), f.nonces[from])
-	if r := f.block(f.tx(from, f.deployMsg(miner.pub()))).TxResults[0]; r.Code != 0 {
+	if r := f.block(f.tx(from, f.deployMsg(pubs(miners...)...))).TxResults[0]; r.Code != 0 {
 		f.t.Fatalf("deploy: %s %s", code(r), r.Log)
 	}
 	return id
 }
 
-// contractKey is gatekeepers' copy of id's contract key k_c for its miner,
-// and k_c.
-func (f *contractFixture) contractKey(id crypto.ContractID, miner identity) (*chainpb.WorkerMessage, []byte) {
+// pubs are the identities' signing keys.
+func pubs(ids ...identity) [][]byte {
+	out := make([][]byte, len(ids))
+	for i, id := range ids {
+		out[i] = id.pub()
+	}
+	return out
+}
+
+// contractKey is a gatekeeper's copy of id's contract key k_c sealed to
+// miners, and k_c.
+func (f *contractFixture) contractKey(id crypto.ContractID, miners ...identity) (*chainpb.WorkerMessage, []byte) {
 	f.t.Helper()
 	kc := crypto.DeriveContractKey(f.root, testChainID, id)
 	ik, err := crypto.ContractInputKey(kc)
@@ -133,18 +157,26 @@ func (f *contractFixture) contractKey(id crypto.ContractID, miner identity) (*ch
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	sealed, err := crypto.Seal(miner.hpke.PublicKey(), crypto.ContractKeyInfo(testChainID, id, miner.pub()), kc)
-	if err != nil {
-		f.t.Fatal(err)
+	var sealed []*chainpb.SealedKey
+	for _, m := range miners {
+		env, err := crypto.Seal(m.hpke.PublicKey(), crypto.ContractKeyInfo(testChainID, id, m.pub()), kc)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		sealed = append(sealed, &chainpb.SealedKey{Recipient: m.pub(), Envelope: env})
 	}
 	return &chainpb.WorkerMessage{Kind: &chainpb.WorkerMessage_ContractKey{ContractKey: &chainpb.ContractKey{
-		Contract: id.Bytes(), PublicKey: ik.PublicKey(), WrappedKey: wrapped, SealedKey: sealed}}}, kc
+		Contract: id.Bytes(), PublicKey: ik.PublicKey(), WrappedKey: wrapped, Sealed: sealed}}}, kc
 }
 
-// key has gatekeeper a key contract id (run by f.miner) and returns k_c.
-func (f *contractFixture) key(id crypto.ContractID) []byte {
+// key has gatekeeper a key contract id for miners (f.miner if none) and
+// returns k_c.
+func (f *contractFixture) key(id crypto.ContractID, miners ...identity) []byte {
 	f.t.Helper()
-	wm, kc := f.contractKey(id, f.miner)
+	if len(miners) == 0 {
+		miners = []identity{f.miner}
+	}
+	wm, kc := f.contractKey(id, miners...)
 	if r := f.block(f.message(f.a, wm)).TxResults[0]; r.Code != 0 || effect(r) != "applied" {
 		f.t.Fatalf("contract key: %s %q %s", code(r), effect(r), r.Log)
 	}
@@ -201,7 +233,7 @@ func (f *contractFixture) contractEvents() []*chainpb.WorkerEvent {
 	f.t.Helper()
 	var out []*chainpb.WorkerEvent
 	for _, ev := range f.eventLog(f.height) {
-		if ev.GetContractDeployed() != nil || ev.GetContractKeyed() != nil || ev.GetContractCommand() != nil {
+		if ev.GetContractDeployed() != nil || ev.GetContractKeyed() != nil || ev.GetContractCommand() != nil || ev.GetContractReassigned() != nil {
 			out = append(out, ev)
 		}
 	}
@@ -265,10 +297,14 @@ func TestDeployRefusals(t *testing.T) {
 	// Before the launch nobody holds the root key: no contract can get k_c.
 	f.refuse("before launch", "alice", f.deployMsg(f.miner.pub()), "contracts/5", false)
 	// The stateless checks come first, whatever the phase.
-	f.refuse("init args not JSON before launch", "alice", &chainpb.MsgDeployContract{CodeGzip: gzipped(t, wasmOf(100)), Miner: f.miner.pub(), InitArgs: []byte("{oops")}, "contracts/3", true)
+	f.refuse("init args not JSON before launch", "alice", &chainpb.MsgDeployContract{CodeGzip: gzipped(t, wasmOf(100)), Miners: pubs(f.miner), InitArgs: []byte("{oops")}, "contracts/3", true)
 	f.launchNow()
 
 	stranger := newIdentity(t, 77)
+	var tooMany [][]byte // distinct keys, one more than MaxMiners
+	for i := range contracts.MaxMiners + 1 {
+		tooMany = append(tooMany, newIdentity(t, byte(200+i)).pub())
+	}
 	for _, c := range []struct {
 		name      string
 		msg       *chainpb.MsgDeployContract
@@ -280,14 +316,19 @@ func TestDeployRefusals(t *testing.T) {
 		{"gatekeeper a as miner", f.deployMsg(f.a.pub()), "contracts/6", false},
 		{"gatekeeper b as miner", f.deployMsg(f.b.pub()), "contracts/6", false},
 		{"miner key of the wrong size", f.deployMsg(f.miner.pub()[:31]), "contracts/3", true},
-		{"no code", &chainpb.MsgDeployContract{Miner: f.miner.pub()}, "contracts/3", true},
-		{"code not gzip", &chainpb.MsgDeployContract{CodeGzip: wasmOf(100), Miner: f.miner.pub()}, "contracts/3", false},
-		{"truncated gzip", &chainpb.MsgDeployContract{CodeGzip: gzipped(t, wasmOf(100))[:20], Miner: f.miner.pub()}, "contracts/3", false},
-		{"gzip of non-wasm", &chainpb.MsgDeployContract{CodeGzip: gzipped(t, []byte("#!/bin/sh\necho hello\n")), Miner: f.miner.pub()}, "contracts/3", false},
-		{"gzip of wasm version 2", &chainpb.MsgDeployContract{CodeGzip: gzipped(t, []byte("\x00asm\x02\x00\x00\x00")), Miner: f.miner.pub()}, "contracts/3", false},
-		{"code one byte over max_code_bytes", &chainpb.MsgDeployContract{CodeGzip: gzipped(t, wasmOf(testMaxCode+1)), Miner: f.miner.pub()}, "contracts/4", false},
-		{"code far over max_code_bytes", &chainpb.MsgDeployContract{CodeGzip: gzipped(t, wasmOf(1<<20)), Miner: f.miner.pub()}, "contracts/4", false},
-		{"init args not JSON", &chainpb.MsgDeployContract{CodeGzip: gzipped(t, wasmOf(100)), Miner: f.miner.pub(), InitArgs: []byte("{oops")}, "contracts/3", true},
+		{"no miner", f.deployMsg(), "contracts/3", true},
+		{"one miner named twice", f.deployMsg(f.miner.pub(), f.other.pub(), f.miner.pub()), "contracts/3", true},
+		{"one miner over MaxMiners", f.deployMsg(tooMany...), "contracts/3", true},
+		{"a redundant miner unknown", f.deployMsg(f.miner.pub(), stranger.pub()), "contracts/6", false},
+		{"a redundant miner a gatekeeper", f.deployMsg(f.miner.pub(), f.other.pub(), f.b.pub()), "contracts/6", false},
+		{"no code", &chainpb.MsgDeployContract{Miners: pubs(f.miner)}, "contracts/3", true},
+		{"code not gzip", &chainpb.MsgDeployContract{CodeGzip: wasmOf(100), Miners: pubs(f.miner)}, "contracts/3", false},
+		{"truncated gzip", &chainpb.MsgDeployContract{CodeGzip: gzipped(t, wasmOf(100))[:20], Miners: pubs(f.miner)}, "contracts/3", false},
+		{"gzip of non-wasm", &chainpb.MsgDeployContract{CodeGzip: gzipped(t, []byte("#!/bin/sh\necho hello\n")), Miners: pubs(f.miner)}, "contracts/3", false},
+		{"gzip of wasm version 2", &chainpb.MsgDeployContract{CodeGzip: gzipped(t, []byte("\x00asm\x02\x00\x00\x00")), Miners: pubs(f.miner)}, "contracts/3", false},
+		{"code one byte over max_code_bytes", &chainpb.MsgDeployContract{CodeGzip: gzipped(t, wasmOf(testMaxCode+1)), Miners: pubs(f.miner)}, "contracts/4", false},
+		{"code far over max_code_bytes", &chainpb.MsgDeployContract{CodeGzip: gzipped(t, wasmOf(1<<20)), Miners: pubs(f.miner)}, "contracts/4", false},
+		{"init args not JSON", &chainpb.MsgDeployContract{CodeGzip: gzipped(t, wasmOf(100)), Miners: pubs(f.miner), InitArgs: []byte("{oops")}, "contracts/3", true},
 	} {
 		f.refuse(c.name, "alice", c.msg, c.want, c.stateless)
 	}
@@ -300,7 +341,7 @@ func TestDeployRefusals(t *testing.T) {
 	f.refuse("deploy fee unaffordable", "carol", f.deployMsg(f.miner.pub()), "bank/3", false)
 
 	// The boundaries pass: code of exactly max_code_bytes, no init args.
-	res := f.block(f.tx("alice", &chainpb.MsgDeployContract{CodeGzip: gzipped(t, wasmOf(testMaxCode)), Miner: f.miner.pub()}))
+	res := f.block(f.tx("alice", &chainpb.MsgDeployContract{CodeGzip: gzipped(t, wasmOf(testMaxCode)), Miners: pubs(f.miner)}))
 	if r := res.TxResults[0]; r.Code != 0 {
 		t.Fatalf("code of exactly max_code_bytes: %s %s", code(r), r.Log)
 	}
@@ -328,7 +369,7 @@ func TestDeploy(t *testing.T) {
 
 	alice := addr(f.keys["alice"])
 	code1 := wasmOf(200)
-	msg := &chainpb.MsgDeployContract{CodeGzip: gzipped(t, code1), Miner: f.miner.pub(), InitArgs: []byte(`{"owner":"alice"}`)}
+	msg := &chainpb.MsgDeployContract{CodeGzip: gzipped(t, code1), Miners: pubs(f.miner), InitArgs: []byte(`{"owner":"alice"}`)}
 	before := f.account("alice")
 	nonce := f.nonces["alice"]
 	if nonce != before.Nonce {
@@ -350,7 +391,13 @@ func TestDeploy(t *testing.T) {
 
 	sum := sha256.Sum256(code1)
 	c := f.getContract(id)
-	want := &chainpb.Contract{Id: id.Bytes(), CodeHash: sum[:], Deployer: alice.Bytes(), Miner: f.miner.pub(), DeployedHeight: f.height, CodeSize: uint64(len(code1))}
+	// The miner awaits k_c; checkpoints come every checkpoint_interval
+	// blocks; the init arguments are kept for a miner that takes over.
+	want := &chainpb.Contract{Id: id.Bytes(), CodeHash: sum[:], Deployer: alice.Bytes(), Miners: pubs(f.miner), DeployedHeight: f.height, CodeSize: uint64(len(code1)),
+		CheckpointInterval: f.params.CheckpointInterval, AwaitingKey: pubs(f.miner), InitArgs: msg.InitArgs}
+	if f.params.CheckpointInterval != contracts.DefaultCheckpointInterval {
+		t.Fatalf("fixture checkpoint interval %d", f.params.CheckpointInterval)
+	}
 	if !proto.Equal(c, want) {
 		t.Fatalf("contract record\n got %v\nwant %v", c, want)
 	}
@@ -367,14 +414,15 @@ func TestDeploy(t *testing.T) {
 	if len(evs) != 1 || evs[0].GetContractDeployed() == nil {
 		t.Fatalf("contract events %v", evs)
 	}
-	wantEv := &chainpb.ContractDeployed{Contract: id.Bytes(), CodeHash: sum[:], CodeGzip: msg.CodeGzip, Miner: f.miner.pub(), Deployer: alice.Bytes(), InitArgs: msg.InitArgs}
+	wantEv := &chainpb.ContractDeployed{Contract: id.Bytes(), CodeHash: sum[:], CodeGzip: msg.CodeGzip, Miners: pubs(f.miner), Deployer: alice.Bytes(), InitArgs: msg.InitArgs,
+		CheckpointInterval: f.params.CheckpointInterval}
 	if got := evs[0].GetContractDeployed(); !proto.Equal(got, wantEv) {
 		t.Fatalf("ContractDeployed\n got %v\nwant %v", got, wantEv)
 	}
 
 	// The ABCI event indexes the deployment by instance, deployer and miner.
 	attrs := abciEvent(r, "deploy_contract")
-	if attrs == nil || attrs["contract"] != id.String() || attrs["deployer"] != alice.String() || attrs["miner"] != hex.EncodeToString(f.miner.pub()) {
+	if attrs == nil || attrs["contract"] != id.String() || attrs["deployer"] != alice.String() || attrs["miners"] != hex.EncodeToString(f.miner.pub()) {
 		t.Fatalf("deploy_contract event %v (want contract %s)", attrs, id)
 	}
 
@@ -488,7 +536,8 @@ func TestContractKeyAndCommands(t *testing.T) {
 	}
 	keyedAt := f.height
 	c := f.getContract(id)
-	if !bytes.Equal(c.PublicKey, pub) || !bytes.Equal(c.WrappedKey, sent.WrappedKey) || !bytes.Equal(c.KeyedBy, f.a.pub()) || c.KeyedHeight != keyedAt || c.Commands != 0 {
+	if !bytes.Equal(c.PublicKey, pub) || !bytes.Equal(c.WrappedKey, sent.WrappedKey) || !bytes.Equal(c.KeyedBy, f.a.pub()) || c.KeyedHeight != keyedAt || c.Commands != 0 ||
+		c.Inputs != 1 || len(c.AwaitingKey) != 0 {
 		t.Fatalf("keyed record %v", c)
 	}
 	// The stored wrapped key opens under the root key to k_c.
@@ -499,20 +548,24 @@ func TestContractKeyAndCommands(t *testing.T) {
 	if len(evs) != 1 || evs[0].GetContractKeyed() == nil {
 		t.Fatalf("events after keying: %v", evs)
 	}
-	wantKeyed := &chainpb.ContractKeyed{Contract: id.Bytes(), PublicKey: pub, Miner: f.miner.pub(), SealedKey: sent.SealedKey, Gatekeeper: f.a.pub()}
+	// The first copy is the instance's input 0: it carries the init
+	// arguments with k_c sealed to the miner.
+	wantKeyed := &chainpb.ContractKeyed{Contract: id.Bytes(), PublicKey: pub, Keys: sent.Sealed, Gatekeeper: f.a.pub(), Initial: true, InitArgs: []byte(`{"owner":"alice"}`)}
 	if got := evs[0].GetContractKeyed(); !proto.Equal(got, wantKeyed) {
 		t.Fatalf("ContractKeyed\n got %v\nwant %v", got, wantKeyed)
 	}
 	// Only the miner opens the sealed key.
-	if got, err := f.miner.hpke.Open(evs[0].GetContractKeyed().SealedKey, crypto.ContractKeyInfo(testChainID, id, f.miner.pub())); err != nil || !bytes.Equal(got, kc) {
+	if got, err := f.miner.hpke.Open(evs[0].GetContractKeyed().Keys[0].Envelope, crypto.ContractKeyInfo(testChainID, id, f.miner.pub())); err != nil || !bytes.Equal(got, kc) {
 		t.Fatalf("miner opens the sealed key: %v", err)
 	}
-	if _, err := f.other.hpke.Open(evs[0].GetContractKeyed().SealedKey, crypto.ContractKeyInfo(testChainID, id, f.miner.pub())); err == nil {
+	if _, err := f.other.hpke.Open(evs[0].GetContractKeyed().Keys[0].Envelope, crypto.ContractKeyInfo(testChainID, id, f.miner.pub())); err == nil {
 		t.Fatal("another worker opened the miner's sealed key")
 	}
 
 	// Later copies, from b (the same key, or another) or from a again, are
-	// ignored and change nothing.
+	// ignored and change nothing: the first copy keyed every awaiting
+	// miner, so none awaits one now; a copy naming another public key is
+	// refused outright.
 	keyed := f.getContract(id)
 	same, _ := f.contractKey(id, f.miner)
 	forgedKC := bytes.Repeat([]byte{7}, 32)
@@ -522,10 +575,11 @@ func TestContractKeyAndCommands(t *testing.T) {
 	for name, c := range map[string]struct {
 		from identity
 		wm   *chainpb.WorkerMessage
-	}{"b, same key": {f.b, same}, "b, another key": {f.b, forged}, "a again": {f.a, same}} {
+		note string
+	}{"b, same key": {f.b, same, "no miner of the contract awaits"}, "b, another key": {f.b, forged, "another public key"}, "a again": {f.a, same, "no miner of the contract awaits"}} {
 		r := f.block(f.message(c.from, c.wm)).TxResults[0]
-		if r.Code != 0 || effect(r) == "applied" || effect(r) == "" {
-			t.Fatalf("%s: %s %q %s", name, code(r), effect(r), r.Log)
+		if r.Code != 0 || !strings.HasPrefix(effect(r), "ignored: ") || !strings.Contains(effect(r), c.note) {
+			t.Fatalf("%s: %s %q %s, want a note about %q", name, code(r), effect(r), r.Log, c.note)
 		}
 		if evs := f.contractEvents(); len(evs) != 0 {
 			t.Fatalf("%s: logged %v", name, evs)
@@ -586,7 +640,7 @@ func TestContractKeyAndCommands(t *testing.T) {
 	}
 	// The keying and the count are all that changed.
 	final := f.getContract(id)
-	keyed.Commands = 3
+	keyed.Commands, keyed.Inputs = 3, 4
 	if !proto.Equal(final, keyed) {
 		t.Fatalf("record after commands %v, want %v", final, keyed)
 	}
@@ -603,9 +657,10 @@ func TestContractKeyAndCommands(t *testing.T) {
 	}
 }
 
-// TestContractMessages: a contract-to-contract message is for the
-// receiver's miner only if the sending contract's miner sent it to a keyed
-// contract; otherwise it is delivered with a note (and pRuntime drops it).
+// TestContractMessages: a contract-to-contract message is an input of the
+// receiver only if a miner of the sending contract sent it, with the
+// sender's next sequence, to a keyed contract; otherwise it is delivered
+// with a note (and pRuntime, applying the same rule, drops it).
 func TestContractMessages(t *testing.T) {
 	f := newContractFixture(t)
 	f.launchNow()
@@ -621,42 +676,51 @@ func TestContractMessages(t *testing.T) {
 	ikTo, _ := crypto.ContractInputKey(kcTo)
 	nowhere := crypto.NewContractID(addr(testKey("carol")), 0)
 
-	msg := func(a, b crypto.ContractID) *chainpb.ContractMessage {
+	msg := func(a, b crypto.ContractID, seq uint64) *chainpb.ContractMessage {
 		env, err := crypto.Seal(ikTo.PublicKey(), crypto.MessageInfo(testChainID, a, b), []byte("ping"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		return &chainpb.ContractMessage{From: a.Bytes(), To: b.Bytes(), Envelope: env, GasLimit: 100_000_000}
+		return &chainpb.ContractMessage{From: a.Bytes(), To: b.Bytes(), Envelope: env, GasLimit: 100_000_000, Sequence: seq}
 	}
-	badEnv := msg(from, to)
+	// After the first, accepted, message the sender's next sequence is 1:
+	// every refusal below carries it, so only its own flaw refuses it.
+	badEnv := msg(from, to, 1)
 	badEnv.Envelope = []byte("not sealed")
 	for _, c := range []struct {
 		name   string
 		sender identity
 		m      *chainpb.ContractMessage
-		note   bool
+		note   string // "" for accepted
 	}{
-		{"from the sending contract's miner to a keyed contract", f.miner, msg(from, to), false},
-		{"from another worker", f.other, msg(from, to), true},
-		{"from a gatekeeper", f.a, msg(from, to), true},
-		{"from an unknown contract", f.miner, msg(nowhere, to), true},
-		{"to an unknown contract", f.miner, msg(from, nowhere), true},
-		{"to an unkeyed contract", f.miner, msg(from, unkeyed), true},
-		{"with a malformed envelope", f.miner, badEnv, true},
+		{"from the sending contract's miner to a keyed contract", f.miner, msg(from, to, 0), ""},
+		{"from another worker", f.other, msg(from, to, 1), "not a miner of the sending contract"},
+		{"from a gatekeeper", f.a, msg(from, to, 1), "not a miner of the sending contract"},
+		{"from an unknown contract", f.miner, msg(nowhere, to, 0), "from an unknown contract"},
+		{"to an unknown contract", f.miner, msg(from, nowhere, 1), "to an unknown contract"},
+		{"to an unkeyed contract", f.miner, msg(from, unkeyed, 1), "without a key"},
+		{"with a malformed envelope", f.miner, badEnv, "malformed envelope"},
+		{"again, with the spent sequence", f.miner, msg(from, to, 0), "duplicate"},
 	} {
-		// The rule itself, on committed state.
+		before := f.listContracts()
+		wm := &chainpb.WorkerMessage{Kind: &chainpb.WorkerMessage_ContractMessage{ContractMessage: c.m}}
+		// The rule itself, on committed state (in a scratch cache, with the
+		// message delivered to a scratch log, as the chain delivers it).
 		f.app.mu.RLock()
-		note, err := contracts.CheckMessage(f.app.view, c.sender.pub(), c.m)
+		scratch := mq.NewLog(f.height + 1)
+		if err := scratch.Append(&chainpb.WorkerEvent{Kind: &chainpb.WorkerEvent_WorkerMessage{WorkerMessage: &chainpb.SignedMessage{Sender: c.sender.pub()}}}); err != nil {
+			t.Fatal(err)
+		}
+		note, err := contracts.HandleMessage(store.NewCache(f.app.view), scratch, c.sender.pub(), c.m, f.last)
 		f.app.mu.RUnlock()
-		if err != nil || (note != "") != c.note {
-			t.Errorf("%s: CheckMessage note %q err %v", c.name, note, err)
+		if err != nil || (note == "") != (c.note == "") || !strings.Contains(note, c.note) {
+			t.Errorf("%s: HandleMessage note %q err %v, want a note about %q", c.name, note, err, c.note)
 		}
 		// Through the chain: always delivered (the sequence is spent and
 		// the message is in the log), applied only without a note.
-		wm := &chainpb.WorkerMessage{Kind: &chainpb.WorkerMessage_ContractMessage{ContractMessage: c.m}}
 		r := f.block(f.message(c.sender, wm)).TxResults[0]
 		wantEffect := "applied"
-		if c.note {
+		if c.note != "" {
 			wantEffect = "ignored: " + note
 		}
 		if r.Code != 0 || effect(r) != wantEffect {
@@ -666,5 +730,930 @@ func TestContractMessages(t *testing.T) {
 		if len(log) != 1 || log[0].GetWorkerMessage() == nil {
 			t.Errorf("%s: event log %v", c.name, log)
 		}
+		// An accepted message is the receiver's next input and spends the
+		// sender's sequence; an ignored one changes no instance.
+		after := f.listContracts()
+		if c.note != "" {
+			if !sameContracts(after, before) {
+				t.Errorf("%s: ignored, yet contracts changed from %v to %v", c.name, before, after)
+			}
+			continue
+		}
+		if got, want := f.getContract(from).MessagesSent, uint64(1); got != want {
+			t.Errorf("%s: sender's messages_sent %d, want %d", c.name, got, want)
+		}
+		rc := f.getContract(to)
+		if rc.Inputs != 2 {
+			t.Errorf("%s: receiver's inputs %d, want 2 (its init and the message)", c.name, rc.Inputs)
+		}
+		in := f.input(to, 1)
+		if got := in.GetWorkerMessage(); got == nil || !proto.Equal(got, log[0].GetWorkerMessage()) {
+			t.Errorf("%s: receiver's input 1 is %v, want the delivered message", c.name, in)
+		}
+	}
+}
+
+// state is the committed value at key, nil if there is none.
+func (f *contractFixture) state(key []byte) []byte {
+	f.t.Helper()
+	res := f.query(QueryStore, key)
+	if res.Code != 0 {
+		f.t.Fatalf("query state %q: %s %s", key, code(res), res.Log)
+	}
+	return res.Value
+}
+
+// inboxEntry is input n of id as the inbox keeps it, nil if it keeps none.
+func (f *contractFixture) inboxEntry(id crypto.ContractID, n uint64) *chainpb.ContractInput {
+	f.t.Helper()
+	b := f.state(inbox.InputKey(id.Bytes(), n))
+	if b == nil {
+		return nil
+	}
+	var in chainpb.ContractInput
+	if err := proto.Unmarshal(b, &in); err != nil {
+		f.t.Fatalf("inbox input %d of %s: %v", n, id, err)
+	}
+	return &in
+}
+
+// input is the worker event of input n of id; the test fails if the inbox
+// does not keep it.
+func (f *contractFixture) input(id crypto.ContractID, n uint64) *chainpb.WorkerEvent {
+	f.t.Helper()
+	in := f.inboxEntry(id, n)
+	if in == nil {
+		f.t.Fatalf("the inbox of %s keeps no input %d", id, n)
+	}
+	var ev chainpb.WorkerEvent
+	if err := proto.Unmarshal(in.Event, &ev); err != nil {
+		f.t.Fatalf("inbox input %d of %s: %v", n, id, err)
+	}
+	return &ev
+}
+
+// chunk is chunk i of id's stored checkpoint, nil if none.
+func (f *contractFixture) chunk(id crypto.ContractID, i uint32) []byte {
+	f.t.Helper()
+	return f.state(inbox.ChunkKey(id.Bytes(), i))
+}
+
+// contractState is everything the chain keeps of the ids: their records,
+// their inbox inputs (and the next slot) and their first checkpoint chunks.
+func (f *contractFixture) contractState(ids ...crypto.ContractID) [][]byte {
+	f.t.Helper()
+	var out [][]byte
+	for _, id := range ids {
+		c := f.getContract(id)
+		out = append(out, f.state(inbox.RecordKey(id.Bytes())))
+		for n := range c.Inputs + 1 {
+			out = append(out, f.state(inbox.InputKey(id.Bytes(), n)))
+		}
+		for i := range uint32(4) {
+			out = append(out, f.chunk(id, i))
+		}
+	}
+	return out
+}
+
+func sameState(a, b [][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !bytes.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// ignored sends wm from w and checks that the chain delivers it, ignored
+// with a note containing note, and changes nothing it keeps of ids nor any
+// instance, and logs no contract event.
+func (f *contractFixture) ignored(name string, w identity, wm *chainpb.WorkerMessage, note string, ids ...crypto.ContractID) {
+	f.t.Helper()
+	before, list := f.contractState(ids...), f.listContracts()
+	r := f.block(f.message(w, wm)).TxResults[0]
+	if r.Code != 0 || !strings.HasPrefix(effect(r), "ignored: ") || !strings.Contains(effect(r), note) {
+		f.t.Errorf("%s: %s effect %q %s, want ignored with a note about %q", name, code(r), effect(r), r.Log, note)
+	}
+	if evs := f.contractEvents(); len(evs) != 0 {
+		f.t.Errorf("%s: logged %v", name, evs)
+	}
+	if l := f.listContracts(); !sameContracts(l, list) {
+		f.t.Errorf("%s: an instance changed", name)
+	}
+	if after := f.contractState(ids...); !sameState(after, before) {
+		f.t.Errorf("%s: the contract's state changed", name)
+	}
+}
+
+// applied sends wm from w and checks that the chain applies it.
+func (f *contractFixture) applied(name string, w identity, wm *chainpb.WorkerMessage) {
+	f.t.Helper()
+	if r := f.block(f.message(w, wm)).TxResults[0]; r.Code != 0 || effect(r) != "applied" {
+		f.t.Fatalf("%s: %s effect %q %s", name, code(r), effect(r), r.Log)
+	}
+}
+
+// commandBlock has from send a command to id (sealed to pub) in a block of
+// its own and returns the command as logged.
+func (f *contractFixture) commandBlock(from string, id crypto.ContractID, pub []byte) *chainpb.ContractCommand {
+	f.t.Helper()
+	r := f.block(f.tx(from, f.command(from, id, pub, 1_000_000))).TxResults[0]
+	if r.Code != 0 {
+		f.t.Fatalf("command: %s %s", code(r), r.Log)
+	}
+	for _, ev := range f.contractEvents() {
+		if c := ev.GetContractCommand(); c != nil {
+			return c
+		}
+	}
+	f.t.Fatal("the command was not logged")
+	return nil
+}
+
+func inputKeyOf(t *testing.T, kc []byte) []byte {
+	t.Helper()
+	ik, err := crypto.ContractInputKey(kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ik.PublicKey()
+}
+
+// TestContractInbox: the chain keeps every input of an instance in order
+// until a checkpoint covers it: the first key is input 0 (the init, with
+// the init arguments), each command the next input, with its block's time.
+func TestContractInbox(t *testing.T) {
+	f := newContractFixture(t)
+	f.launchNow()
+	id := f.deploy("alice", f.miner)
+	other := f.deploy("bob", f.miner)
+	// Deployed, not yet keyed: no input.
+	if c := f.getContract(id); c.Inputs != 0 || c.InboxStart != 0 || f.inboxEntry(id, 0) != nil {
+		t.Fatalf("inbox before the key: %v", c)
+	}
+	kc := f.key(id)
+	pub := inputKeyOf(t, kc)
+	keyed := f.contractEvents()[0].GetContractKeyed()
+
+	// Input 0: the first key, as logged, with the block's time.
+	if c := f.getContract(id); c.Inputs != 1 || c.InboxStart != 0 {
+		t.Fatalf("inputs after the key: %v", c)
+	}
+	in0 := f.inboxEntry(id, 0)
+	if in0 == nil || in0.TimeUnixNano != f.last.UnixNano() {
+		t.Fatalf("input 0 %v, want the time %d", in0, f.last.UnixNano())
+	}
+	ev := f.input(id, 0).GetContractKeyed()
+	if ev == nil || !ev.Initial || string(ev.InitArgs) != `{"owner":"alice"}` || !proto.Equal(ev, keyed) {
+		t.Fatalf("input 0 is %v, want the initial ContractKeyed %v", ev, keyed)
+	}
+	if f.inboxEntry(id, 1) != nil {
+		t.Fatal("an input 1 before any command")
+	}
+
+	// Each command is the next input, as logged, with its block's time.
+	for i := uint64(1); i <= 3; i++ {
+		cmd := f.commandBlock("alice", id, pub)
+		c := f.getContract(id)
+		if c.Inputs != i+1 || c.Commands != i || c.InboxStart != 0 {
+			t.Fatalf("after command %d: inputs %d commands %d start %d", i, c.Inputs, c.Commands, c.InboxStart)
+		}
+		if in := f.inboxEntry(id, i); in == nil || in.TimeUnixNano != f.last.UnixNano() {
+			t.Fatalf("input %d: %v, want time %d", i, in, f.last.UnixNano())
+		}
+		if got := f.input(id, i).GetContractCommand(); !proto.Equal(got, cmd) {
+			t.Fatalf("input %d is %v, want the command %v", i, got, cmd)
+		}
+		if f.inboxEntry(id, i+1) != nil {
+			t.Fatalf("an input %d after %d commands", i+1, i)
+		}
+	}
+	// Two commands in one block, a refused one between them: two inputs
+	// in order, both with that block's time (not a whole second here).
+	n1 := f.nonces["alice"]
+	raw1 := f.tx("alice", f.command("alice", id, pub, 1_000_000))
+	bad := f.tx("alice", f.command("alice", id, pub, f.params.MaxGas+1))
+	n2 := f.nonces["alice"]
+	raw2 := f.tx("alice", f.command("alice", id, pub, 2_000_000))
+	at := f.last.Add(1500 * time.Millisecond)
+	res := f.blockAt(at, raw1, bad, raw2)
+	if res.TxResults[0].Code != 0 || code(res.TxResults[1]) != "contracts/8" || res.TxResults[2].Code != 0 {
+		t.Fatalf("block of commands: %s %s %s", code(res.TxResults[0]), code(res.TxResults[1]), code(res.TxResults[2]))
+	}
+	if c := f.getContract(id); c.Inputs != 6 || c.Commands != 5 {
+		t.Fatalf("after a block of two commands: inputs %d commands %d", c.Inputs, c.Commands)
+	}
+	for n, nonce := range map[uint64]uint64{4: n1, 5: n2} {
+		in := f.inboxEntry(id, n)
+		if in == nil || in.TimeUnixNano != at.UnixNano() {
+			t.Fatalf("input %d: %v, want time %d", n, in, at.UnixNano())
+		}
+		if got := f.input(id, n).GetContractCommand(); got == nil || got.Nonce != nonce {
+			t.Fatalf("input %d is %v, want the command of nonce %d", n, got, nonce)
+		}
+	}
+	if f.inboxEntry(id, 6) != nil {
+		t.Fatal("the refused command is in the inbox")
+	}
+	// Nothing reached the other instance, unkeyed.
+	if c := f.getContract(other); c.Inputs != 0 || f.inboxEntry(other, 0) != nil {
+		t.Fatalf("the other instance: %v", c)
+	}
+	// The inbox survives a restart.
+	want := f.contractState(id)
+	f.reopen()
+	if got := f.contractState(id); !sameState(got, want) {
+		t.Fatal("the inbox changed across a restart")
+	}
+}
+
+// checkpoint is a miner's checkpoint of id at height covering inputs with
+// state root root: data split into chunks of at most inbox.ChunkBytes.
+func checkpoint(id crypto.ContractID, height int64, inputs uint64, root, data []byte) []*chainpb.ContractCheckpoint {
+	var out []*chainpb.ContractCheckpoint
+	n := (len(data) + inbox.ChunkBytes - 1) / inbox.ChunkBytes
+	for i := range n {
+		out = append(out, &chainpb.ContractCheckpoint{Contract: id.Bytes(), Height: height, Inputs: inputs, StateRoot: root,
+			Index: uint32(i), Chunks: uint32(n), Size: uint64(len(data)), Data: data[i*inbox.ChunkBytes : min(len(data), (i+1)*inbox.ChunkBytes)]})
+	}
+	return out
+}
+
+func ckptMsg(cp *chainpb.ContractCheckpoint) *chainpb.WorkerMessage {
+	return &chainpb.WorkerMessage{Kind: &chainpb.WorkerMessage_ContractCheckpoint{ContractCheckpoint: cp}}
+}
+
+// one is a one-chunk checkpoint, altered by edit.
+func one(id crypto.ContractID, height int64, inputs uint64, root []byte, edit func(*chainpb.ContractCheckpoint)) *chainpb.WorkerMessage {
+	cp := checkpoint(id, height, inputs, root, bytes.Repeat([]byte{0xc5}, 200))[0]
+	if edit != nil {
+		edit(cp)
+	}
+	return ckptMsg(cp)
+}
+
+func rootOf(s string) []byte {
+	sum := sha256.Sum256([]byte(s))
+	return sum[:]
+}
+
+// newCheckpointFixture is the contract fixture with transactions large
+// enough for a full checkpoint chunk (about 61 KiB, 10 uPHA a byte).
+func newCheckpointFixture(t *testing.T) *contractFixture {
+	t.Helper()
+	f := newContractFixtureWith(t, func(g *Genesis) { g.Auth.MaxTxBytes = 256 << 10 })
+	f.fee = 1_000_000
+	return f
+}
+
+// TestContractCheckpoints: a miner's encrypted checkpoint, in chunks, is
+// stored when its last chunk arrives and drops the inbox inputs it covers;
+// every malformed or misplaced chunk is ignored with a note and changes
+// nothing; a newer checkpoint replaces the older one.
+func TestContractCheckpoints(t *testing.T) {
+	f := newCheckpointFixture(t)
+	f.launchNow()
+	id := f.deploy("alice", f.miner)
+	deployedAt := f.height
+	kc := f.key(id)
+	keyedAt := f.height
+	pub := inputKeyOf(t, kc)
+	for range 3 {
+		f.commandBlock("alice", id, pub)
+	}
+	if c := f.getContract(id); c.Inputs != 4 || c.Checkpoint != nil {
+		t.Fatalf("before any checkpoint: %v", c)
+	}
+
+	// The state after inputs 0 and 1, at the end of block keyedAt+1,
+	// sealed under k_c: two chunks, a full one and a short one.
+	h1, root1 := keyedAt+1, rootOf("state 1")
+	ad1 := crypto.CheckpointAD(testChainID, id, h1, 2, root1)
+	state1 := bytes.Repeat([]byte("state "), inbox.ChunkBytes/6+20)
+	sealed1, err := crypto.SealCheckpoint(kc, ad1, state1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cps := checkpoint(id, h1, 2, root1, sealed1)
+	if len(cps) != 2 || len(cps[0].Data) != inbox.ChunkBytes || len(cps[1].Data) == 0 {
+		t.Fatalf("fixture: %d chunks", len(cps))
+	}
+
+	// A last chunk without its first is out of order.
+	f.ignored("chunk 1 first", f.miner, ckptMsg(cps[1]), "out of order", id)
+	// The first chunk is kept aside: nothing is stored yet.
+	before := f.getContract(id)
+	f.applied("chunk 0", f.miner, ckptMsg(cps[0]))
+	if c := f.getContract(id); !proto.Equal(c, before) || f.chunk(id, 0) != nil || f.inboxEntry(id, 0) == nil {
+		t.Fatalf("after the first chunk of two: %v, chunk 0 stored %t", c, f.chunk(id, 0) != nil)
+	}
+	// While it waits, a chunk from a worker that is not its miner, or of
+	// another checkpoint, is ignored and does not disturb it.
+	otherRoot := proto.Clone(cps[1]).(*chainpb.ContractCheckpoint)
+	otherRoot.StateRoot = rootOf("another state")
+	otherHeight := proto.Clone(cps[1]).(*chainpb.ContractCheckpoint)
+	otherHeight.Height--
+	f.ignored("chunk 1 from another worker", f.other, ckptMsg(cps[1]), "not a miner of the contract", id)
+	f.ignored("chunk 1 from a gatekeeper", f.a, ckptMsg(cps[1]), "not a miner of the contract", id)
+	f.ignored("chunk 1 of another state root", f.miner, ckptMsg(otherRoot), "of another checkpoint", id)
+	f.ignored("chunk 1 of another height", f.miner, ckptMsg(otherHeight), "of another checkpoint", id)
+
+	// The last chunk stores it and drops inputs 0 and 1.
+	f.applied("chunk 1", f.miner, ckptMsg(cps[1]))
+	c := f.getContract(id)
+	want1 := &chainpb.Checkpoint{Height: h1, Inputs: 2, StateRoot: root1, Chunks: 2, Size: uint64(len(sealed1)), Miner: f.miner.pub(), StoredHeight: f.height}
+	if !proto.Equal(c.Checkpoint, want1) || c.InboxStart != 2 || c.Inputs != 4 {
+		t.Fatalf("stored checkpoint %v inbox_start %d inputs %d, want %v, 2 and 4", c.Checkpoint, c.InboxStart, c.Inputs, want1)
+	}
+	if f.inboxEntry(id, 0) != nil || f.inboxEntry(id, 1) != nil || f.inboxEntry(id, 2) == nil || f.inboxEntry(id, 3) == nil {
+		t.Fatal("the inbox does not keep exactly the inputs after the checkpoint")
+	}
+	if !bytes.Equal(f.chunk(id, 0), cps[0].Data) || !bytes.Equal(f.chunk(id, 1), cps[1].Data) || f.chunk(id, 2) != nil {
+		t.Fatal("stored chunks differ from the sent ones")
+	}
+	// A miner taking over opens the stored chunks with k_c.
+	if got, err := crypto.OpenCheckpoint(kc, ad1, append(f.chunk(id, 0), f.chunk(id, 1)...)); err != nil || !bytes.Equal(got, state1) {
+		t.Fatalf("open the stored checkpoint: %v", err)
+	}
+	if evs := f.contractEvents(); len(evs) != 0 {
+		t.Fatalf("a stored checkpoint logged %v", evs)
+	}
+
+	// Every malformed or misplaced checkpoint is ignored with a note.
+	root := rootOf("state 3")
+	h := f.height - 1
+	// now is a checkpoint for the height of the block that will carry it
+	// plus ahead.
+	now := func(ahead int64) func() *chainpb.WorkerMessage {
+		return func() *chainpb.WorkerMessage { return one(id, f.height+1+ahead, 3, root, nil) }
+	}
+	for _, c := range []struct {
+		name string
+		wm   *chainpb.WorkerMessage
+		note string
+		mk   func() *chainpb.WorkerMessage // builds wm when sent
+	}{
+		{"from a non-miner", nil, "not a miner of the contract", nil},
+		{"older than the stored one", one(id, h1-1, 1, root, nil), "older than the stored one", nil},
+		{"covering inputs the chain has not ordered", one(id, h, 5, root, nil), "has not ordered", nil},
+		{"covering no input", one(id, h, 0, root, nil), "has not ordered", nil},
+		{"root of 31 bytes", one(id, h, 3, root[:31], nil), "state root is not 32 bytes", nil},
+		{"root of 33 bytes", one(id, h, 3, append(bytes.Clone(root), 0), nil), "state root is not 32 bytes", nil},
+		{"no root", one(id, h, 3, nil, nil), "state root is not 32 bytes", nil},
+		{"height of this block", nil, "not a past block", now(0)},
+		{"height in the future", nil, "not a past block", now(4)},
+		{"height before the deployment", one(id, deployedAt-1, 1, root, nil), "not a past block", nil},
+		{"chunk index past the count", one(id, h, 3, root, func(cp *chainpb.ContractCheckpoint) { cp.Index = 1 }), "index or count", nil},
+		{"no chunks", one(id, h, 3, root, func(cp *chainpb.ContractCheckpoint) { cp.Chunks = 0 }), "index or count", nil},
+		{"too many chunks", one(id, h, 3, root, func(cp *chainpb.ContractCheckpoint) { cp.Chunks = inbox.MaxChunks + 1 }), "index or count", nil},
+		{"empty chunk", one(id, h, 3, root, func(cp *chainpb.ContractCheckpoint) { cp.Data = nil }), "empty or over the chunk size", nil},
+		{"chunk over ChunkBytes", one(id, h, 3, root, func(cp *chainpb.ContractCheckpoint) {
+			cp.Chunks, cp.Size, cp.Data = 2, inbox.ChunkBytes+2, make([]byte, inbox.ChunkBytes+1)
+		}), "empty or over the chunk size", nil},
+		{"size beyond its chunks", one(id, h, 3, root, func(cp *chainpb.ContractCheckpoint) { cp.Size = inbox.ChunkBytes + 1 }), "does not fit its chunk count", nil},
+		{"size below an empty seal", one(id, h, 3, root, func(cp *chainpb.ContractCheckpoint) { cp.Size, cp.Data = 27, cp.Data[:27] }), "does not fit its chunk count", nil},
+		{"chunks not adding up to its size", one(id, h, 3, root, func(cp *chainpb.ContractCheckpoint) { cp.Size = 300 }), "do not add up", nil},
+		{"newer, covering fewer inputs than the stored", one(id, h, 1, root, nil), "fewer inputs", nil},
+	} {
+		from := f.miner
+		switch {
+		case c.mk != nil:
+			c.wm = c.mk()
+		case c.wm == nil:
+			from, c.wm = f.other, one(id, h, 3, root, nil)
+		}
+		f.ignored(c.name, from, c.wm, c.note, id)
+	}
+	if got := f.getContract(id).Checkpoint; !proto.Equal(got, want1) {
+		t.Fatalf("after the refusals the stored checkpoint is %v", got)
+	}
+
+	// A newer checkpoint of three chunks: a chunk that skips one, or
+	// repeats one, is out of order and does not disturb it.
+	ad3 := crypto.CheckpointAD(testChainID, id, h, 3, root)
+	sealed3, err := crypto.SealCheckpoint(kc, ad3, bytes.Repeat([]byte("x"), 2*inbox.ChunkBytes+50))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cps3 := checkpoint(id, h, 3, root, sealed3)
+	if len(cps3) != 3 {
+		t.Fatalf("fixture: %d chunks", len(cps3))
+	}
+	f.applied("chunk 0 of 3", f.miner, ckptMsg(cps3[0]))
+	f.ignored("chunk 2 of 3 after chunk 0", f.miner, ckptMsg(cps3[2]), "out of order", id)
+	f.applied("chunk 1 of 3", f.miner, ckptMsg(cps3[1]))
+	f.ignored("chunk 1 of 3 again", f.miner, ckptMsg(cps3[1]), "out of order", id)
+	if got := f.getContract(id).Checkpoint; !proto.Equal(got, want1) {
+		t.Fatalf("two chunks of three changed the stored checkpoint to %v", got)
+	}
+	f.applied("chunk 2 of 3", f.miner, ckptMsg(cps3[2]))
+	c = f.getContract(id)
+	want3 := &chainpb.Checkpoint{Height: h, Inputs: 3, StateRoot: root, Chunks: 3, Size: uint64(len(sealed3)), Miner: f.miner.pub(), StoredHeight: f.height}
+	if !proto.Equal(c.Checkpoint, want3) || c.InboxStart != 3 || f.inboxEntry(id, 2) != nil || f.inboxEntry(id, 3) == nil {
+		t.Fatalf("three-chunk checkpoint: %v", c)
+	}
+	if got, err := crypto.OpenCheckpoint(kc, ad3, slices.Concat(f.chunk(id, 0), f.chunk(id, 1), f.chunk(id, 2))); err != nil || len(got) != 2*inbox.ChunkBytes+50 {
+		t.Fatalf("open the three-chunk checkpoint: %v", err)
+	}
+
+	// A newer checkpoint, of one chunk covering every input, replaces it:
+	// the surplus chunks and the covered inputs go.
+	h2, root2 := f.height-1, rootOf("state 4")
+	data2 := bytes.Repeat([]byte{0x42}, 300)
+	f.applied("newer checkpoint", f.miner, ckptMsg(checkpoint(id, h2, 4, root2, data2)[0]))
+	c = f.getContract(id)
+	want2 := &chainpb.Checkpoint{Height: h2, Inputs: 4, StateRoot: root2, Chunks: 1, Size: 300, Miner: f.miner.pub(), StoredHeight: f.height}
+	if !proto.Equal(c.Checkpoint, want2) || c.InboxStart != 4 || c.Inputs != 4 {
+		t.Fatalf("newer checkpoint %v inbox_start %d inputs %d, want %v, 4 and 4", c.Checkpoint, c.InboxStart, c.Inputs, want2)
+	}
+	if !bytes.Equal(f.chunk(id, 0), data2) || f.chunk(id, 1) != nil || f.chunk(id, 2) != nil {
+		t.Fatal("the newer checkpoint's chunks are not exactly the stored ones")
+	}
+	for n := range uint64(4) {
+		if f.inboxEntry(id, n) != nil {
+			t.Fatalf("input %d outlived the checkpoint covering it", n)
+		}
+	}
+	// The older one is now refused, and new inputs are kept after it.
+	f.ignored("the first checkpoint again", f.miner, ckptMsg(cps[0]), "older than the stored one", id)
+	cmd := f.commandBlock("alice", id, pub)
+	if c := f.getContract(id); c.Inputs != 5 || c.InboxStart != 4 || !proto.Equal(f.input(id, 4).GetContractCommand(), cmd) {
+		t.Fatalf("a command after the checkpoint: %v", c)
+	}
+}
+
+func (f *contractFixture) discrepancies() []*chainpb.Discrepancy {
+	f.t.Helper()
+	res := f.query(QueryDiscrepancies, nil)
+	if res.Code != 0 {
+		f.t.Fatalf("query discrepancies: %s %s", code(res), res.Log)
+	}
+	var l chainpb.DiscrepancyList
+	if err := proto.Unmarshal(res.Value, &l); err != nil {
+		f.t.Fatal(err)
+	}
+	return l.Discrepancies
+}
+
+// TestRedundantMiners: an instance run by two miners. The first
+// gatekeeper copy keys the miners it was sealed to, a later one the rest;
+// the first checkpoint for a height is stored, the other miner's with the
+// same root acknowledges it and one with another root is a discrepancy.
+func TestRedundantMiners(t *testing.T) {
+	f := newContractFixture(t)
+	f.launchNow()
+	id := f.deploy("alice", f.miner, f.other)
+	if c := f.getContract(id); len(c.Miners) != 2 || len(c.AwaitingKey) != 2 {
+		t.Fatalf("deployed with two miners: %v", c)
+	}
+	// a's copy, sealed to the first miner only, is the initial key.
+	wm, kc := f.contractKey(id, f.miner)
+	f.applied("key for the first miner", f.a, wm)
+	ev := f.contractEvents()[0].GetContractKeyed()
+	if ev == nil || !ev.Initial || len(ev.Keys) != 1 || !bytes.Equal(ev.Keys[0].Recipient, f.miner.pub()) {
+		t.Fatalf("first ContractKeyed %v", ev)
+	}
+	c := f.getContract(id)
+	if c.Inputs != 1 || len(c.AwaitingKey) != 1 || !bytes.Equal(c.AwaitingKey[0], f.other.pub()) || !bytes.Equal(c.KeyedBy, f.a.pub()) {
+		t.Fatalf("after the first key: %v", c)
+	}
+	// b's copy, sealed to both, keys the other: not initial, no input.
+	wm, _ = f.contractKey(id, f.miner, f.other)
+	f.applied("key for both", f.b, wm)
+	ev = f.contractEvents()[0].GetContractKeyed()
+	want := &chainpb.ContractKeyed{Contract: id.Bytes(), PublicKey: inputKeyOf(t, kc), Keys: wm.GetContractKey().Sealed[1:], Gatekeeper: f.b.pub()}
+	if !proto.Equal(ev, want) {
+		t.Fatalf("second ContractKeyed\n got %v\nwant %v", ev, want)
+	}
+	if got, err := f.other.hpke.Open(ev.Keys[0].Envelope, crypto.ContractKeyInfo(testChainID, id, f.other.pub())); err != nil || !bytes.Equal(got, kc) {
+		t.Fatalf("the second miner opens its key: %v", err)
+	}
+	c2 := f.getContract(id)
+	c.AwaitingKey = nil
+	if !proto.Equal(c2, c) || f.inboxEntry(id, 1) != nil {
+		t.Fatalf("after the second key %v, want %v", c2, c)
+	}
+	f.ignored("a third copy", f.a, wm, "no miner of the contract awaits", id)
+
+	f.commandBlock("alice", id, inputKeyOf(t, kc))
+	f.commandBlock("alice", id, inputKeyOf(t, kc))
+	h, root, wrong := f.height-1, rootOf("agreed"), rootOf("diverged")
+	f.applied("the first miner's checkpoint", f.miner, one(id, h, 3, root, nil))
+	stored := f.getContract(id)
+	wantCP := &chainpb.Checkpoint{Height: h, Inputs: 3, StateRoot: root, Chunks: 1, Size: 200, Miner: f.miner.pub(), StoredHeight: f.height}
+	if !proto.Equal(stored.Checkpoint, wantCP) || stored.InboxStart != 3 || stored.Discrepancies != 0 {
+		t.Fatalf("stored %v", stored)
+	}
+	if l := f.discrepancies(); len(l) != 0 {
+		t.Fatalf("discrepancies before any: %v", l)
+	}
+
+	// The second miner disagrees: a discrepancy against it; the stored
+	// checkpoint stands.
+	r := f.block(f.message(f.other, one(id, h, 3, wrong, nil))).TxResults[0]
+	if r.Code != 0 || !strings.Contains(effect(r), "discrepancy recorded") {
+		t.Fatalf("a different root: %s %q", code(r), effect(r))
+	}
+	c = f.getContract(id)
+	if !proto.Equal(c.Checkpoint, wantCP) || c.Discrepancies != 1 || c.InboxStart != 3 {
+		t.Fatalf("after a discrepancy: %v", c)
+	}
+	wantD := &chainpb.Discrepancy{Contract: id.Bytes(), Height: h, Miner: f.other.pub(), StateRoot: wrong, StoredRoot: root, StoredBy: f.miner.pub(), RecordedHeight: f.height, Inputs: 3, StoredInputs: 3}
+	if l := f.discrepancies(); len(l) != 1 || !proto.Equal(l[0], wantD) {
+		t.Fatalf("discrepancies %v, want %v", l, wantD)
+	}
+
+	// The same root from the second miner acknowledges it.
+	f.applied("the second miner's matching checkpoint", f.other, one(id, h, 3, root, nil))
+	wantCP.Acks = pubs(f.other)
+	if c := f.getContract(id); !proto.Equal(c.Checkpoint, wantCP) || c.Discrepancies != 1 {
+		t.Fatalf("after the ack: %v", c)
+	}
+	// Again, from either: a duplicate.
+	f.ignored("the second miner again", f.other, one(id, h, 3, root, nil), "duplicate checkpoint", id)
+	f.ignored("the first miner again", f.miner, one(id, h, 3, root, nil), "duplicate checkpoint", id)
+
+	// The same root for the same height but another input count: the
+	// miner missed or doubled an input. A discrepancy, which says so; the
+	// stored checkpoint stands.
+	r = f.block(f.message(f.other, one(id, h, 2, root, nil))).TxResults[0]
+	if r.Code != 0 || !strings.Contains(effect(r), "discrepancy recorded") {
+		t.Fatalf("same root, other inputs: %s %q", code(r), effect(r))
+	}
+	if c := f.getContract(id); !proto.Equal(c.Checkpoint, wantCP) || c.Discrepancies != 2 {
+		t.Fatalf("same root, other inputs changed the checkpoint: %v", c)
+	}
+	if l := f.discrepancies(); len(l) != 2 || l[1].Inputs != 2 || l[1].StoredInputs != 3 {
+		t.Fatalf("discrepancies after same root, other inputs: %v", l)
+	}
+
+	// A newer checkpoint from the second miner replaces it, without acks;
+	// the first miner's match acknowledges that one.
+	f.commandBlock("alice", id, inputKeyOf(t, kc))
+	h2, root2 := f.height-1, rootOf("agreed again")
+	f.applied("the second miner's newer checkpoint", f.other, one(id, h2, 4, root2, nil))
+	want2 := &chainpb.Checkpoint{Height: h2, Inputs: 4, StateRoot: root2, Chunks: 1, Size: 200, Miner: f.other.pub(), StoredHeight: f.height}
+	if c := f.getContract(id); !proto.Equal(c.Checkpoint, want2) || c.InboxStart != 4 {
+		t.Fatalf("newer checkpoint %v", c)
+	}
+	f.applied("the first miner's match", f.miner, one(id, h2, 4, root2, nil))
+	want2.Acks = pubs(f.miner)
+	// A discrepancy against the first miner now: it names the second
+	// miner as the one that stored the checkpoint.
+	r = f.block(f.message(f.miner, one(id, h2, 4, wrong, nil))).TxResults[0]
+	if r.Code != 0 || !strings.Contains(effect(r), "discrepancy recorded") {
+		t.Fatalf("a different root from the first miner: %s %q", code(r), effect(r))
+	}
+	if c := f.getContract(id); !proto.Equal(c.Checkpoint, want2) || c.Discrepancies != 3 {
+		t.Fatalf("after the ack and a second discrepancy: %v", c)
+	}
+	wantD2 := &chainpb.Discrepancy{Contract: id.Bytes(), Height: h2, Miner: f.miner.pub(), StateRoot: wrong, StoredRoot: root2, StoredBy: f.other.pub(), RecordedHeight: f.height, Inputs: 4, StoredInputs: 4}
+	if l := f.discrepancies(); len(l) != 3 || !proto.Equal(l[0], wantD) || !proto.Equal(l[2], wantD2) {
+		t.Fatalf("discrepancies %v, want %v and %v", l, wantD, wantD2)
+	}
+}
+
+// TestContractMessageDedup: every miner of a sending contract sends its
+// messages; the chain accepts each sequence once, from whichever miner
+// comes first, and drops copies and skipped-ahead sequences.
+func TestContractMessageDedup(t *testing.T) {
+	f := newContractFixture(t)
+	f.launchNow()
+	from := f.deploy("alice", f.miner, f.other)
+	kcFrom := f.key(from, f.miner, f.other)
+	to := f.deploy("bob", f.miner)
+	kcTo := f.key(to)
+	msg := func(a, b crypto.ContractID, kc []byte, seq uint64) *chainpb.WorkerMessage {
+		ik, err := crypto.ContractInputKey(kc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := crypto.Seal(ik.PublicKey(), crypto.MessageInfo(testChainID, a, b), []byte("ping "+strconv.FormatUint(seq, 10)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &chainpb.WorkerMessage{Kind: &chainpb.WorkerMessage_ContractMessage{ContractMessage: &chainpb.ContractMessage{
+			From: a.Bytes(), To: b.Bytes(), Envelope: env, GasLimit: 1_000_000, Sequence: seq}}}
+	}
+	// accepted checks that the last block's message was the receiver's
+	// input n and the sender has sent sent messages.
+	accepted := func(name string, sender, receiver crypto.ContractID, n, sent uint64) {
+		t.Helper()
+		log := f.eventLog(f.height)
+		if got := f.getContract(sender).MessagesSent; got != sent {
+			t.Fatalf("%s: messages_sent %d, want %d", name, got, sent)
+		}
+		if got := f.getContract(receiver).Inputs; got != n+1 {
+			t.Fatalf("%s: receiver's inputs %d, want %d", name, got, n+1)
+		}
+		in := f.inboxEntry(receiver, n)
+		if in == nil || in.TimeUnixNano != f.last.UnixNano() || !proto.Equal(f.input(receiver, n).GetWorkerMessage(), log[0].GetWorkerMessage()) {
+			t.Fatalf("%s: receiver's input %d is %v, want the message", name, n, in)
+		}
+	}
+
+	copy0 := msg(from, to, kcTo, 0)
+	f.applied("sequence 0 from the first miner", f.miner, copy0)
+	accepted("sequence 0", from, to, 1, 1)
+	// The second miner's copy of the same message: a duplicate.
+	f.ignored("sequence 0 from the second miner", f.other, msg(from, to, kcTo, 0), "duplicate", from, to)
+	f.ignored("sequence 0 again from the first miner", f.miner, copy0, "duplicate", from, to)
+	f.ignored("sequence 2, skipping 1", f.other, msg(from, to, kcTo, 2), "skips ahead", from, to)
+	// Sequence 1 comes first from the second miner this time.
+	f.applied("sequence 1 from the second miner", f.other, msg(from, to, kcTo, 1))
+	accepted("sequence 1", from, to, 2, 2)
+	f.ignored("sequence 1 from the first miner", f.miner, msg(from, to, kcTo, 1), "duplicate", from, to)
+	// A message to itself is its own next input and spends its sequence.
+	f.applied("sequence 2 to itself", f.miner, msg(from, from, kcFrom, 2))
+	accepted("to itself", from, from, 1, 3)
+	// The receiver's sequence is its own: its first message is 0.
+	f.ignored("the receiver's sequence 1 first", f.miner, msg(to, from, kcFrom, 1), "skips ahead", from, to)
+	f.applied("the receiver's sequence 0", f.miner, msg(to, from, kcFrom, 0))
+	accepted("the receiver's first", to, from, 2, 1)
+	if got := f.getContract(from).MessagesSent; got != 3 {
+		t.Fatalf("the sender's messages_sent moved to %d", got)
+	}
+}
+
+// TestReassignContract: the deployer, only, replaces an instance's miners
+// with workers that can run contracts; a gatekeeper then seals k_c to the
+// new miner, which recovers the state, without a new input.
+func TestReassignContract(t *testing.T) {
+	f := newCheckpointFixture(t)
+	f.launchNow()
+	id := f.deploy("alice", f.miner)
+	kc := f.key(id)
+	pub := inputKeyOf(t, kc)
+	f.commandBlock("alice", id, pub)
+	// The miner starts a checkpoint of two chunks it will not finish.
+	halfway := checkpoint(id, f.height-1, 2, rootOf("halfway"), bytes.Repeat([]byte{1}, inbox.ChunkBytes+100))
+	f.applied("the first chunk of two", f.miner, ckptMsg(halfway[0]))
+	before := f.getContract(id)
+	stranger := newIdentity(t, 77)
+	reassign := func(id crypto.ContractID, miners ...[]byte) *chainpb.MsgReassignContract {
+		return &chainpb.MsgReassignContract{Contract: id.Bytes(), Miners: miners}
+	}
+	for _, c := range []struct {
+		name, from string
+		msg        *chainpb.MsgReassignContract
+		want       string
+		stateless  bool
+	}{
+		{"by another account", "bob", reassign(id, f.other.pub()), "contracts/9", false},
+		{"to a gatekeeper", "alice", reassign(id, f.a.pub()), "contracts/6", false},
+		{"adding a gatekeeper", "alice", reassign(id, f.miner.pub(), f.b.pub()), "contracts/6", false},
+		{"to an unknown worker", "alice", reassign(id, stranger.pub()), "contracts/6", false},
+		{"to the retired genesis worker", "alice", reassign(id, f.genesis.pub()), "contracts/6", false},
+		{"to the same miner", "alice", reassign(id, f.miner.pub()), "contracts/3", false},
+		{"of an unknown contract", "alice", reassign(crypto.NewContractID(addr(f.keys["alice"]), 9999), f.other.pub()), "contracts/2", false},
+		{"to no miner", "alice", reassign(id), "contracts/3", true},
+		{"to a miner named twice", "alice", reassign(id, f.other.pub(), f.other.pub()), "contracts/3", true},
+		{"with a 19-byte id", "alice", &chainpb.MsgReassignContract{Contract: id.Bytes()[:19], Miners: pubs(f.other)}, "contracts/3", true},
+	} {
+		f.refuse(c.name, c.from, c.msg, c.want, c.stateless)
+	}
+	if got := f.getContract(id); !proto.Equal(got, before) {
+		t.Fatalf("refusals changed the contract to %v", got)
+	}
+
+	// The deployer moves it to the other worker.
+	r := f.block(f.tx("alice", reassign(id, f.other.pub()))).TxResults[0]
+	if r.Code != 0 {
+		t.Fatalf("reassign: %s %s", code(r), r.Log)
+	}
+	evs := f.contractEvents()
+	wantEv := &chainpb.ContractReassigned{Contract: id.Bytes(), Miners: pubs(f.other), Added: pubs(f.other), Removed: pubs(f.miner), Reason: contracts.ReasonRequested}
+	if len(evs) != 1 || !proto.Equal(evs[0].GetContractReassigned(), wantEv) {
+		t.Fatalf("events %v, want %v", evs, wantEv)
+	}
+	if attrs := abciEvent(r, "reassign_contract"); attrs["contract"] != id.String() || attrs["miners"] != hex.EncodeToString(f.other.pub()) {
+		t.Fatalf("reassign_contract event %v", attrs)
+	}
+	c := f.getContract(id)
+	want := proto.Clone(before).(*chainpb.Contract)
+	want.Miners, want.AwaitingKey = pubs(f.other), pubs(f.other)
+	if !proto.Equal(c, want) {
+		t.Fatalf("reassigned\n got %v\nwant %v", c, want)
+	}
+	// The removed miner's checkpoints no longer count.
+	f.ignored("a checkpoint of the removed miner", f.miner, one(id, f.height-1, 2, rootOf("s"), nil), "not a miner of the contract", id)
+	// Commands still go to the inbox while the new miner awaits its key.
+	cmd := f.commandBlock("alice", id, pub)
+	if got := f.getContract(id); got.Inputs != 3 || !proto.Equal(f.input(id, 2).GetContractCommand(), cmd) {
+		t.Fatalf("a command while the new miner awaits its key: %v", got)
+	}
+	// A copy sealed to the removed miner keys no one.
+	wm, _ := f.contractKey(id, f.miner)
+	f.ignored("a key for the removed miner", f.a, wm, "no miner of the contract awaits", id)
+	// A gatekeeper's copy for the new miner keys it: not initial, no input.
+	wm, _ = f.contractKey(id, f.other)
+	f.applied("a key for the new miner", f.b, wm)
+	evs = f.contractEvents()
+	wantKeyed := &chainpb.ContractKeyed{Contract: id.Bytes(), PublicKey: pub, Keys: wm.GetContractKey().Sealed, Gatekeeper: f.b.pub()}
+	if len(evs) != 1 || !proto.Equal(evs[0].GetContractKeyed(), wantKeyed) {
+		t.Fatalf("events %v, want %v", evs, wantKeyed)
+	}
+	if got, err := f.other.hpke.Open(wantKeyed.Keys[0].Envelope, crypto.ContractKeyInfo(testChainID, id, f.other.pub())); err != nil || !bytes.Equal(got, kc) {
+		t.Fatalf("the new miner opens k_c: %v", err)
+	}
+	c = f.getContract(id)
+	if len(c.AwaitingKey) != 0 || c.Inputs != 3 || !bytes.Equal(c.KeyedBy, f.a.pub()) || c.KeyedHeight != before.KeyedHeight || f.inboxEntry(id, 3) != nil {
+		t.Fatalf("after keying the new miner: %v", c)
+	}
+	// The new miner checkpoints it (at the height of the removed miner's
+	// unfinished one).
+	f.applied("a checkpoint of the new miner", f.other, one(id, halfway[0].Height, 2, rootOf("s"), nil))
+	if c := f.getContract(id); c.Checkpoint == nil || !bytes.Equal(c.Checkpoint.Miner, f.other.pub()) || c.InboxStart != 2 {
+		t.Fatalf("the new miner's checkpoint: %v", c)
+	}
+
+	// Adding the first miner back: it alone awaits a key.
+	if r := f.block(f.tx("alice", reassign(id, f.other.pub(), f.miner.pub()))).TxResults[0]; r.Code != 0 {
+		t.Fatalf("reassign to two: %s %s", code(r), r.Log)
+	}
+	wantEv = &chainpb.ContractReassigned{Contract: id.Bytes(), Miners: pubs(f.other, f.miner), Added: pubs(f.miner), Reason: contracts.ReasonRequested}
+	if evs := f.contractEvents(); len(evs) != 1 || !proto.Equal(evs[0].GetContractReassigned(), wantEv) {
+		t.Fatalf("events %v, want %v", evs, wantEv)
+	}
+	if c := f.getContract(id); len(c.Miners) != 2 || len(c.AwaitingKey) != 1 || !bytes.Equal(c.AwaitingKey[0], f.miner.pub()) {
+		t.Fatalf("two miners: %v", c)
+	}
+	// Its checkpoint in progress went with its removal.
+	f.ignored("the second chunk from before the removal", f.miner, ckptMsg(halfway[1]), "out of order", id)
+
+	// Reassigned before its first key, an instance's first key goes to the
+	// new miner, and is its init.
+	id2 := f.deploy("alice", f.miner)
+	if r := f.block(f.tx("alice", reassign(id2, f.other.pub()))).TxResults[0]; r.Code != 0 {
+		t.Fatalf("reassign unkeyed: %s %s", code(r), r.Log)
+	}
+	if c := f.getContract(id2); c.PublicKey != nil || len(c.AwaitingKey) != 1 || !bytes.Equal(c.AwaitingKey[0], f.other.pub()) {
+		t.Fatalf("unkeyed, reassigned: %v", c)
+	}
+	wm, _ = f.contractKey(id2, f.miner)
+	f.ignored("the first key, for the removed miner", f.a, wm, "no miner of the contract awaits", id2)
+	if c := f.getContract(id2); c.PublicKey != nil {
+		t.Fatalf("a key for the removed miner keyed it: %v", c)
+	}
+	f.key(id2, f.other)
+	if ev := f.input(id2, 0).GetContractKeyed(); ev == nil || !ev.Initial || len(ev.Keys) != 1 || !bytes.Equal(ev.Keys[0].Recipient, f.other.pub()) {
+		t.Fatalf("input 0 of the reassigned instance: %v", ev)
+	}
+}
+
+// next is a block one second after the last, whatever the last one's time.
+func (f *contractFixture) next(txs ...[]byte) *abci.FinalizeBlockResponse {
+	f.t.Helper()
+	return f.blockAt(f.last.Add(time.Second), txs...)
+}
+
+// reassigned are the ContractReassigned events of the last block.
+func (f *contractFixture) reassigned() []*chainpb.ContractReassigned {
+	f.t.Helper()
+	var out []*chainpb.ContractReassigned
+	for _, ev := range f.eventLog(f.height) {
+		if r := ev.GetContractReassigned(); r != nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// register registers workers operated by bob in a block at time at, with
+// attestation reports of that time.
+func (f *contractFixture) register(at time.Time, ids ...identity) {
+	f.t.Helper()
+	f.now = at
+	var txs [][]byte
+	for _, id := range ids {
+		info := f.info(id, "bob", f.genHash)
+		txs = append(txs, f.tx("bob", &chainpb.MsgRegisterWorker{Info: info, Platform: "sim", Evidence: f.evidence(info)}))
+	}
+	for i, r := range f.blockAt(at, txs...).TxResults {
+		if r.Code != 0 {
+			f.t.Fatalf("register worker %d: %s %s", i, code(r), r.Log)
+		}
+	}
+}
+
+// TestAutoReassign: when a miner can no longer run contracts (its
+// registration expired), the block's end moves its instances to another
+// eligible worker, or leaves them waiting without one until a worker
+// registers; commands keep landing in the inbox all along.
+func TestAutoReassign(t *testing.T) {
+	f := newContractFixture(t)
+	f.launchNow()
+	// spare registers after miner and other: its registration outlives
+	// theirs.
+	spare := newIdentity(t, 7)
+	f.register(f.last.Add(time.Second), spare)
+	x := f.deploy("alice", f.miner)
+	pubX := inputKeyOf(t, f.key(x))
+	y := f.deploy("alice", f.miner, spare)
+	f.key(y, f.miner, spare)
+	z := f.deploy("bob", f.other)
+	exp := f.worker(f.miner.pub()).ExpiresAt
+	if f.worker(f.other.pub()).ExpiresAt != exp || f.worker(spare.pub()).ExpiresAt <= exp {
+		t.Fatal("fixture: miner and other must expire together, before spare")
+	}
+
+	// Until the expiry nothing moves.
+	f.blockAt(time.Unix(exp-1, 0))
+	if r := f.reassigned(); len(r) != 0 {
+		t.Fatalf("reassigned before the expiry: %v", r)
+	}
+	// The block at the expiry: a command to x is still ordered, and the
+	// block's end moves every instance off the expired miners.
+	at := time.Unix(exp, 0)
+	cmdNonce := f.nonces["alice"]
+	if r := f.blockAt(at, f.tx("alice", f.command("alice", x, pubX, 1_000_000))).TxResults[0]; r.Code != 0 {
+		t.Fatalf("a command as its miner expires: %s %s", code(r), r.Log)
+	}
+	reason := contracts.ReasonUnavailable
+	want := []*chainpb.ContractReassigned{
+		{Contract: x.Bytes(), Miners: pubs(spare), Added: pubs(spare), Removed: pubs(f.miner), Reason: reason},
+		{Contract: y.Bytes(), Miners: pubs(spare), Removed: pubs(f.miner), Reason: reason},
+		{Contract: z.Bytes(), Miners: pubs(spare), Added: pubs(spare), Removed: pubs(f.other), Reason: reason},
+	}
+	got := f.reassigned()
+	if len(got) != len(want) {
+		t.Fatalf("reassigned %v, want %v", got, want)
+	}
+	for i := range want {
+		if !proto.Equal(got[i], want[i]) {
+			t.Fatalf("reassignment %d\n got %v\nwant %v", i, got[i], want[i])
+		}
+	}
+	cx := f.getContract(x)
+	if len(cx.Miners) != 1 || !bytes.Equal(cx.Miners[0], spare.pub()) || len(cx.AwaitingKey) != 1 || !bytes.Equal(cx.AwaitingKey[0], spare.pub()) || cx.Inputs != 2 {
+		t.Fatalf("x after the expiry: %v", cx)
+	}
+	if cmd := f.input(x, 1).GetContractCommand(); cmd == nil || cmd.Nonce != cmdNonce {
+		t.Fatalf("the command is not x's input 1: %v", cmd)
+	}
+	if cy := f.getContract(y); len(cy.AwaitingKey) != 0 { // spare already holds y's key
+		t.Fatalf("y after the expiry: %v", cy)
+	}
+	if cz := f.getContract(z); len(cz.AwaitingKey) != 1 || !bytes.Equal(cz.AwaitingKey[0], spare.pub()) {
+		t.Fatalf("z after the expiry: %v", cz)
+	}
+	// The next block moves nothing; commands keep coming in.
+	f.next(f.tx("alice", f.command("alice", x, pubX, 1_000_000)))
+	if r := f.reassigned(); len(r) != 0 {
+		t.Fatalf("reassigned again: %v", r)
+	}
+	if c := f.getContract(x); c.Inputs != 3 || f.input(x, 2).GetContractCommand() == nil {
+		t.Fatalf("x after another command: %v", c)
+	}
+
+	// When spare expires too, no worker is eligible: the instances wait
+	// without a miner, and still take commands.
+	at = time.Unix(f.worker(spare.pub()).ExpiresAt, 0)
+	f.blockAt(at, f.tx("alice", f.command("alice", x, pubX, 1_000_000)))
+	got = f.reassigned()
+	if len(got) != 3 {
+		t.Fatalf("reassigned %v as spare expires", got)
+	}
+	for i, id := range []crypto.ContractID{x, y, z} {
+		w := &chainpb.ContractReassigned{Contract: id.Bytes(), Removed: pubs(spare), Reason: reason}
+		if !proto.Equal(got[i], w) {
+			t.Fatalf("reassignment %d\n got %v\nwant %v", i, got[i], w)
+		}
+		if c := f.getContract(id); len(c.Miners) != 0 || len(c.AwaitingKey) != 0 {
+			t.Fatalf("%s without an eligible worker: %v", id, c)
+		}
+	}
+	if c := f.getContract(x); c.Inputs != 4 || f.input(x, 3).GetContractCommand() == nil {
+		t.Fatalf("x takes a command without a miner: %v", c)
+	}
+	f.next()
+	if r := f.reassigned(); len(r) != 0 {
+		t.Fatalf("minerless instances reassigned with no eligible worker: %v", r)
+	}
+
+	// Two workers register: the block's end gives each instance the least
+	// loaded, the earliest registered on a tie.
+	w1, w2 := newIdentity(t, 8), newIdentity(t, 9)
+	f.register(f.last.Add(time.Second), w1, w2)
+	want = []*chainpb.ContractReassigned{
+		{Contract: x.Bytes(), Miners: pubs(w1), Added: pubs(w1), Reason: reason},
+		{Contract: y.Bytes(), Miners: pubs(w2), Added: pubs(w2), Reason: reason},
+		{Contract: z.Bytes(), Miners: pubs(w1), Added: pubs(w1), Reason: reason},
+	}
+	got = f.reassigned()
+	if len(got) != len(want) {
+		t.Fatalf("reassigned %v, want %v", got, want)
+	}
+	for i := range want {
+		if !proto.Equal(got[i], want[i]) {
+			t.Fatalf("reassignment %d\n got %v\nwant %v", i, got[i], want[i])
+		}
+	}
+	if c := f.getContract(x); len(c.AwaitingKey) != 1 || !bytes.Equal(c.AwaitingKey[0], w1.pub()) || c.Inputs != 4 {
+		t.Fatalf("x with its new miner: %v", c)
 	}
 }

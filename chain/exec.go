@@ -45,6 +45,8 @@ func validateStateless(tx *auth.Tx, p auth.Params, chainID string) error {
 		err = contracts.ValidateDeploy(m.DeployContract)
 	case *chainpb.TxBody_ContractCommand:
 		err = contracts.ValidateCommand(m.ContractCommand)
+	case *chainpb.TxBody_ReassignContract:
+		err = contracts.ValidateReassign(m.ReassignContract)
 	default:
 		err = auth.ErrUnknownMsg.Wrapf("%T", m)
 	}
@@ -129,9 +131,11 @@ func execMsg(env execEnv, tx *auth.Tx) (note string, err error) {
 		}
 		switch k := wm.Kind.(type) {
 		case *chainpb.WorkerMessage_ContractKey:
-			return contracts.HandleKey(kv, log, sm.Sender, k.ContractKey, contractHooks(env))
+			return contracts.HandleKey(kv, log, sm.Sender, k.ContractKey, env.block.Time, contractHooks(env))
 		case *chainpb.WorkerMessage_ContractMessage:
-			return contracts.CheckMessage(kv, sm.Sender, k.ContractMessage)
+			return contracts.HandleMessage(kv, log, sm.Sender, k.ContractMessage, env.block.Time)
+		case *chainpb.WorkerMessage_ContractCheckpoint:
+			return contracts.HandleCheckpoint(kv, log, sm.Sender, k.ContractCheckpoint)
 		}
 		return gatekeeper.HandleMessage(kv, log, sm.Sender, wm, launchHooks(env))
 	case *chainpb.TxBody_Stake:
@@ -145,7 +149,9 @@ func execMsg(env execEnv, tx *auth.Tx) (note string, err error) {
 		_, err := contracts.Deploy(kv, log, tx.Signer, tx.Body.Nonce, m.DeployContract, contractHooks(env))
 		return "", err
 	case *chainpb.TxBody_ContractCommand:
-		return "", contracts.Command(kv, log, tx.Signer, tx.Body.Nonce, m.ContractCommand)
+		return "", contracts.Command(kv, log, tx.Signer, tx.Body.Nonce, m.ContractCommand, env.block.Time)
+	case *chainpb.TxBody_ReassignContract:
+		return "", contracts.Reassign(kv, log, tx.Signer, m.ReassignContract, contractHooks(env))
 	default:
 		return "", auth.ErrUnknownMsg.Wrapf("%T", m)
 	}
@@ -153,7 +159,10 @@ func execMsg(env execEnv, tx *auth.Tx) (note string, err error) {
 
 // endBlock runs the modules' end-of-block work on the block's writes.
 func endBlock(env execEnv) error {
-	return gatekeeper.EndBlock(env.kv, env.log, env.block.Height, launchHooks(env))
+	if err := gatekeeper.EndBlock(env.kv, env.log, env.block.Height, launchHooks(env)); err != nil {
+		return err
+	}
+	return contracts.EndBlock(env.kv, env.log, contractHooks(env))
 }
 
 // platformVerifier wires the TEE platforms into the registry.
@@ -218,6 +227,14 @@ func contractHooks(env execEnv) contracts.Hooks {
 			return nil
 		},
 		Gatekeeper: func(w []byte) (bool, error) { return gatekeeper.Seated(env.kv, w) },
+		Workers: func() ([][]byte, error) {
+			ws, err := registry.Workers(env.kv)
+			keys := make([][]byte, len(ws))
+			for i, w := range ws {
+				keys[i] = w.SigningKey
+			}
+			return keys, err
+		},
 	}
 }
 
@@ -287,7 +304,13 @@ func msgEvents(tx *auth.Tx, signer string, names *addressNames, logIndex int, no
 		return []abci.Event{{Type: "deploy_contract", Attributes: []abci.EventAttribute{
 			{Key: "contract", Value: crypto.NewContractID(tx.Signer, tx.Body.Nonce).String(), Index: true},
 			{Key: "deployer", Value: signer, Index: true},
-			{Key: "miner", Value: hex.EncodeToString(m.DeployContract.Miner), Index: true},
+			{Key: "miners", Value: hexList(m.DeployContract.Miners), Index: true},
+		}}}
+	case *chainpb.TxBody_ReassignContract:
+		id, _ := crypto.ContractIDFromBytes(m.ReassignContract.Contract)
+		return []abci.Event{{Type: "reassign_contract", Attributes: []abci.EventAttribute{
+			{Key: "contract", Value: id.String(), Index: true},
+			{Key: "miners", Value: hexList(m.ReassignContract.Miners), Index: true},
 		}}}
 	case *chainpb.TxBody_ContractCommand:
 		id, _ := crypto.ContractIDFromBytes(m.ContractCommand.Contract)
@@ -309,6 +332,18 @@ func msgEvents(tx *auth.Tx, signer string, names *addressNames, logIndex int, no
 		return []abci.Event{{Type: "register_worker", Attributes: attrs}}
 	}
 	return nil
+}
+
+// hexList is keys in hex, comma-separated.
+func hexList(keys [][]byte) string {
+	var b []byte
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = hex.AppendEncode(b, k)
+	}
+	return string(b)
 }
 
 // txEvent indexes every executed transaction by signer and message type

@@ -52,6 +52,9 @@ const (
 	QueryContracts = "/contracts/list"
 	// QueryContractParams: value = JSON of the contract parameters.
 	QueryContractParams = "/contracts/params"
+	// QueryDiscrepancies: value = chainpb.DiscrepancyList, the newest
+	// redundant-miner discrepancies.
+	QueryDiscrepancies = "/contracts/discrepancies"
 )
 
 // QueryCodespace holds the errors queries return.
@@ -127,7 +130,7 @@ func (a *App) query(req *abci.QueryRequest) (*abci.QueryResponse, error) {
 		}
 		v, _ := json.Marshal(p)
 		return &abci.QueryResponse{Value: v, Height: height}, nil
-	case QueryWorker, QueryWorkers, QueryLaunch, QuerySequence, QueryGenesisHash, QueryContract, QueryContracts, QueryContractParams:
+	case QueryWorker, QueryWorkers, QueryLaunch, QuerySequence, QueryGenesisHash, QueryContract, QueryContracts, QueryContractParams, QueryDiscrepancies:
 		snap, err := a.snapshotAt(height)
 		if err != nil {
 			return nil, err
@@ -138,7 +141,7 @@ func (a *App) query(req *abci.QueryRequest) (*abci.QueryResponse, error) {
 		}
 		return &abci.QueryResponse{Key: req.Data, Value: v, Height: height}, nil
 	}
-	return nil, ErrUnknownQuery.Wrapf("%q; known paths: %s", req.Path, strings.Join([]string{QueryStore, QueryEventLog, QueryAccount, QueryParams, QueryWorker, QueryWorkers, QueryLaunch, QuerySequence, QueryGenesisHash, QueryContract, QueryContracts, QueryContractParams}, " "))
+	return nil, ErrUnknownQuery.Wrapf("%q; known paths: %s", req.Path, strings.Join([]string{QueryStore, QueryEventLog, QueryAccount, QueryParams, QueryWorker, QueryWorkers, QueryLaunch, QuerySequence, QueryGenesisHash, QueryContract, QueryContracts, QueryContractParams, QueryDiscrepancies}, " "))
 }
 
 // queryModule answers the module queries from a committed snapshot.
@@ -188,6 +191,12 @@ func queryModule(r store.Reader, path string, data []byte) ([]byte, error) {
 			return nil, err
 		}
 		return json.Marshal(p)
+	case QueryDiscrepancies:
+		ds, err := contracts.Discrepancies(r)
+		if err != nil {
+			return nil, err
+		}
+		return proto.Marshal(&chainpb.DiscrepancyList{Discrepancies: ds})
 	}
 	return nil, ErrUnknownQuery.Wrapf("%q", path)
 }

@@ -16,12 +16,13 @@ import (
 // DefaultGas is the gas limit of a command when none is given.
 const DefaultGas = 100_000_000
 
-// DeployContract publishes wasm code (compressed here) for miner to run,
-// with init arguments initArgs (JSON, public), and returns the new
-// instance's id. The gatekeepers then key it; see WaitKeyed.
-func (c *Client) DeployContract(ctx context.Context, key ed25519.PrivateKey, code, miner, initArgs []byte, opts SendOptions) (crypto.ContractID, *TxResult, error) {
+// DeployContract publishes wasm code (compressed here) for miners to run
+// (one, or several redundant ones), with init arguments initArgs (JSON,
+// public), and returns the new instance's id. The gatekeepers then key
+// it; see WaitKeyed.
+func (c *Client) DeployContract(ctx context.Context, key ed25519.PrivateKey, code []byte, miners [][]byte, initArgs []byte, opts SendOptions) (crypto.ContractID, *TxResult, error) {
 	body := &chainpb.TxBody{Msg: &chainpb.TxBody_DeployContract{DeployContract: &chainpb.MsgDeployContract{
-		CodeGzip: wasmcode.Gzip(code), Miner: miner, InitArgs: initArgs,
+		CodeGzip: wasmcode.Gzip(code), Miners: miners, InitArgs: initArgs,
 	}}}
 	if opts.Timeout == 0 {
 		opts.Timeout = time.Minute
@@ -111,8 +112,23 @@ func (c *Client) BuildCall(ctx context.Context, key ed25519.PrivateKey, id crypt
 	return raw, *opts.Nonce, err
 }
 
-// Miner finds the worker that runs contract id, as registered on chain.
+// ReassignContract asks the chain, as the instance's deployer, to give it
+// these miners. Added miners take it over from its latest checkpoint.
+func (c *Client) ReassignContract(ctx context.Context, key ed25519.PrivateKey, id crypto.ContractID, miners [][]byte, opts SendOptions) (*TxResult, error) {
+	return c.Send(ctx, key, &chainpb.TxBody{Msg: &chainpb.TxBody_ReassignContract{ReassignContract: &chainpb.MsgReassignContract{
+		Contract: id.Bytes(), Miners: miners,
+	}}}, opts)
+}
+
+// Miner finds a worker that runs contract id, as registered on chain: its
+// first miner with an endpoint.
 func (c *Client) Miner(ctx context.Context, id crypto.ContractID) (*chainpb.Contract, *chainpb.Worker, error) {
+	return c.MinerAt(ctx, id, 0)
+}
+
+// MinerAt is like Miner, starting from the contract's miner i (modulo
+// their number), so callers can move on from one that does not answer.
+func (c *Client) MinerAt(ctx context.Context, id crypto.ContractID, i int) (*chainpb.Contract, *chainpb.Worker, error) {
 	ct, err := c.Contract(ctx, id)
 	if err != nil {
 		return nil, nil, err
@@ -120,21 +136,27 @@ func (c *Client) Miner(ctx context.Context, id crypto.ContractID) (*chainpb.Cont
 	if ct == nil {
 		return nil, nil, fmt.Errorf("no contract %s on this chain; check the id `phala contract deploy` printed", id)
 	}
-	w, err := c.Worker(ctx, ct.Miner)
-	if err != nil {
-		return nil, nil, err
+	if len(ct.Miners) == 0 {
+		return nil, nil, fmt.Errorf("contract %s has no miner now; it waits for one (`phala contract reassign`)", id)
 	}
-	if w == nil || w.Endpoint == "" {
-		return nil, nil, fmt.Errorf("contract %s's miner %X has no registered endpoint to query", id, ct.Miner)
+	for j := range ct.Miners {
+		m := ct.Miners[(i+j)%len(ct.Miners)]
+		w, err := c.Worker(ctx, m)
+		if err != nil {
+			return nil, nil, err
+		}
+		if w != nil && w.Endpoint != "" {
+			return ct, w, nil
+		}
 	}
-	return ct, w, nil
+	return nil, nil, fmt.Errorf("no miner of contract %s has a registered endpoint to query", id)
 }
 
 // QueryContract sends q (its contract set to id) to the contract's miner,
 // signed by key, and returns the verified answer. The answer is signed by
 // the miner's identity as registered on chain.
 func (c *Client) QueryContract(ctx context.Context, key ed25519.PrivateKey, id crypto.ContractID, q *pruntimepb.ContractQuery) (*pruntimepb.QueryAnswer, error) {
-	chainID, w, err := c.queryTarget(ctx, id)
+	chainID, w, err := c.queryTarget(ctx, id, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -142,24 +164,32 @@ func (c *Client) QueryContract(ctx context.Context, key ed25519.PrivateKey, id c
 	return QueryWorker(ctx, w.Endpoint, chainID, w, key, q)
 }
 
-// queryTarget is the chain id and the miner's record a query to id needs.
-func (c *Client) queryTarget(ctx context.Context, id crypto.ContractID) (string, *chainpb.Worker, error) {
+// queryTarget is the chain id and the record of miner i of id, the
+// worker a query to id goes to.
+func (c *Client) queryTarget(ctx context.Context, id crypto.ContractID, i int) (string, *chainpb.Worker, error) {
 	chainID, err := c.ChainID(ctx)
 	if err != nil {
 		return "", nil, err
 	}
-	_, w, err := c.Miner(ctx, id)
+	_, w, err := c.MinerAt(ctx, id, i)
 	return chainID, w, err
 }
 
-// WaitReceipt polls the miner for the receipt of key's command with nonce
-// until it is executed or timeout passes.
+// WaitReceipt polls the contract's miners for the receipt of key's
+// command with nonce until it is executed or timeout passes. It moves to
+// the next miner after an error (one down, renewed or reassigned away).
 func (c *Client) WaitReceipt(ctx context.Context, key ed25519.PrivateKey, id crypto.ContractID, nonce uint64, timeout time.Duration) (*pruntimepb.CommandReceipt, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	chainID, w, err := c.queryTarget(ctx, id)
-	if err != nil {
-		return nil, err
+	next := 0
+	chainID, w, err := c.queryTarget(ctx, id, next)
+	for err != nil {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("no miner of %s to ask for command %d's receipt: %w", id, nonce, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+		chainID, w, err = c.queryTarget(ctx, id, next)
 	}
 	for {
 		ans, err := QueryWorker(ctx, w.Endpoint, chainID, w, key, &pruntimepb.ContractQuery{Contract: id.Bytes(), Kind: pruntimepb.ContractQuery_RECEIPT, CommandNonce: nonce})
@@ -168,8 +198,9 @@ func (c *Client) WaitReceipt(ctx context.Context, key ed25519.PrivateKey, id cry
 		}
 		if err == nil {
 			err = errors.New(ans.Error)
-		} else if c2, w2, err2 := c.queryTarget(ctx, id); err2 == nil {
-			chainID, w = c2, w2 // the miner may have renewed its identity
+		} else if c2, w2, err2 := c.queryTarget(ctx, id, next+1); err2 == nil {
+			next++
+			chainID, w = c2, w2
 		}
 		select {
 		case <-ctx.Done():

@@ -55,6 +55,22 @@ func (c *Client) Contracts(ctx context.Context) ([]*chainpb.Contract, error) {
 	return l.Contracts, nil
 }
 
+// Discrepancies lists the newest redundant-miner discrepancy records the
+// chain keeps (at most contracts.MaxDiscrepancies), oldest first: a
+// miner's checkpoint whose state root differed from the one stored for the
+// same height.
+func (c *Client) Discrepancies(ctx context.Context) ([]*chainpb.Discrepancy, error) {
+	r, err := c.query(ctx, chain.QueryDiscrepancies, nil, 0, false)
+	if err != nil {
+		return nil, err
+	}
+	var l chainpb.DiscrepancyList
+	if err := proto.Unmarshal(r.Value, &l); err != nil {
+		return nil, fmt.Errorf("decode discrepancy list: %w", err)
+	}
+	return l.Discrepancies, nil
+}
+
 // ErrForgedAnswer is wrapped when QueryWorker refuses a worker's answer:
 // it does not open, is not signed by the worker, or answers another query.
 var ErrForgedAnswer = querywire.ErrForgedAnswer

@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -381,7 +382,7 @@ func fakeNode(t *testing.T, answer func(path string, data []byte) abci.QueryResp
 
 func TestContractQueries(t *testing.T) {
 	known := crypto.NewContractID(crypto.Address{1}, 1)
-	rec := &chainpb.Contract{Id: known.Bytes(), Miner: []byte{9}, DeployedHeight: 4}
+	rec := &chainpb.Contract{Id: known.Bytes(), Miners: [][]byte{{9}, {10}}, DeployedHeight: 4}
 	c := fakeNode(t, func(path string, data []byte) abci.QueryResponse {
 		switch {
 		case path == chain.QueryContract && bytes.Equal(data, known[:]):
@@ -411,5 +412,45 @@ func TestContractQueries(t *testing.T) {
 	list, err := c.Contracts(ctx)
 	if err != nil || len(list) != 2 || !proto.Equal(list[0], rec) {
 		t.Fatalf("list: %v %v", list, err)
+	}
+}
+
+func TestDiscrepancies(t *testing.T) {
+	id := crypto.NewContractID(crypto.Address{1}, 1)
+	ds := []*chainpb.Discrepancy{
+		{Contract: id.Bytes(), Height: 10, Miner: []byte{0xb1}, StateRoot: []byte{1}, StoredRoot: []byte{2}, StoredBy: []byte{0xa1}, RecordedHeight: 12},
+		{Contract: id.Bytes(), Height: 20, Miner: []byte{0xb2}, StateRoot: []byte{3}, StoredRoot: []byte{4}, StoredBy: []byte{0xa1}, RecordedHeight: 21},
+	}
+	var fail atomic.Bool
+	c := fakeNode(t, func(path string, data []byte) abci.QueryResponse {
+		switch {
+		case path == chain.QueryDiscrepancies && fail.Load():
+			return abci.QueryResponse{Codespace: "query", Code: 2, Log: "unknown query path"}
+		case path == chain.QueryDiscrepancies && len(data) == 0:
+			v, _ := proto.Marshal(&chainpb.DiscrepancyList{Discrepancies: ds})
+			return abci.QueryResponse{Value: v}
+		}
+		return abci.QueryResponse{Codespace: "query", Code: 1, Log: "unknown path"}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	got, err := c.Discrepancies(ctx)
+	if err != nil || len(got) != len(ds) {
+		t.Fatalf("discrepancies: %v %v", got, err)
+	}
+	for i := range ds {
+		if !proto.Equal(got[i], ds[i]) {
+			t.Errorf("record %d: %v, want %v", i, got[i], ds[i])
+		}
+	}
+	v := client.DiscrepancyView(ds[0])
+	if v.Contract != id.String() || v.Height != 10 || v.Miner != "b1" || v.StateRoot != "01" || v.StoredRoot != "02" || v.StoredBy != "a1" || v.Recorded != 12 {
+		t.Errorf("view %+v", v)
+	}
+
+	fail.Store(true)
+	if _, err := c.Discrepancies(ctx); err == nil || !strings.Contains(err.Error(), chain.QueryDiscrepancies) || !strings.Contains(err.Error(), "query/2") {
+		t.Fatalf("refused query: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/phala-go/phala/crypto"
+	"github.com/phala-go/phala/proto/chainpb"
 )
 
 // Validator is one member of the validator set.
@@ -33,6 +34,32 @@ type Status struct {
 	// Launch and Workers are absent on a chain that configures no launch.
 	Launch  *LaunchStatus  `json:"launch,omitempty"`
 	Workers []WorkerStatus `json:"workers,omitempty"`
+	// Discrepancies are the newest redundant-miner discrepancies the
+	// chain recorded, oldest first.
+	Discrepancies []DiscrepancyStatus `json:"discrepancies,omitempty"`
+}
+
+// DiscrepancyStatus is a redundant miner's checkpoint whose state root
+// differed from the one the chain stored for the same height.
+type DiscrepancyStatus struct {
+	Contract string `json:"contract"`
+	Height   int64  `json:"height"`
+	// Miner sent the differing checkpoint; StateRoot is its root.
+	Miner     string `json:"miner"`
+	StateRoot string `json:"state_root"`
+	// StoredRoot is the stored checkpoint's root, sent by StoredBy.
+	StoredRoot string `json:"stored_root"`
+	StoredBy   string `json:"stored_by"`
+	// Recorded is the block that recorded it.
+	Recorded int64 `json:"recorded_height,omitempty"`
+}
+
+// DiscrepancyView is d as Status reports it.
+func DiscrepancyView(d *chainpb.Discrepancy) DiscrepancyStatus {
+	id, _ := crypto.ContractIDFromBytes(d.Contract)
+	return DiscrepancyStatus{Contract: id.String(), Height: d.Height, Miner: hex.EncodeToString(d.Miner),
+		StateRoot: hex.EncodeToString(d.StateRoot), StoredRoot: hex.EncodeToString(d.StoredRoot),
+		StoredBy: hex.EncodeToString(d.StoredBy), Recorded: d.RecordedHeight}
 }
 
 // LaunchStatus is the gatekeeper election's state.
@@ -65,6 +92,9 @@ type WorkerStatus struct {
 	RenewedBy string `json:"renewed_by,omitempty"`
 	// Renews is the predecessor this identity succeeded.
 	Renews string `json:"renews,omitempty"`
+	// Discrepancies counts the discrepancy records (of those in
+	// Status.Discrepancies) naming this worker as the miner.
+	Discrepancies int `json:"discrepancies,omitempty"`
 }
 
 // Status reports height, chain id, phase and validators.
@@ -140,6 +170,19 @@ func (c *Client) workerStatus(ctx context.Context, out *Status) error {
 			s.Expires = &t
 		}
 		out.Workers = append(out.Workers, s)
+	}
+	ds, err := c.Discrepancies(ctx)
+	if err != nil {
+		return err
+	}
+	perMiner := make(map[string]int)
+	for _, d := range ds {
+		v := DiscrepancyView(d)
+		perMiner[v.Miner]++
+		out.Discrepancies = append(out.Discrepancies, v)
+	}
+	for i := range out.Workers {
+		out.Workers[i].Discrepancies = perMiner[out.Workers[i].Worker]
 	}
 	return nil
 }

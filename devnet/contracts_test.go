@@ -116,7 +116,7 @@ func TestConfidentialTokenEndToEnd(t *testing.T) {
 	miner2 := net.Workers.Runtimes["miner2"].Info().SigningKey
 
 	// Deploy: the gatekeepers key it, the miner instantiates it.
-	token, _, err := cl.DeployContract(ctx, alice.key, tokenCode, miner1, []byte(`{"name":"Secret Token"}`), client.SendOptions{})
+	token, _, err := cl.DeployContract(ctx, alice.key, tokenCode, [][]byte{miner1}, []byte(`{"name":"Secret Token"}`), client.SendOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,8 +124,8 @@ func TestConfidentialTokenEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(ct.Miner, miner1) || len(ct.WrappedKey) == 0 {
-		t.Fatalf("token record: miner %X, wrapped key %d bytes", ct.Miner, len(ct.WrappedKey))
+	if len(ct.Miners) != 1 || !bytes.Equal(ct.Miners[0], miner1) || len(ct.WrappedKey) == 0 {
+		t.Fatalf("token record: miner %X, wrapped key %d bytes", ct.Miners, len(ct.WrappedKey))
 	}
 
 	// Amounts unlikely to occur by chance in chain data.
@@ -227,7 +227,7 @@ func TestConfidentialTokenEndToEnd(t *testing.T) {
 		return env
 	})
 	refused("the envelope of the earlier transfer, replayed in a new transaction", func(uint64) []byte { return sentEnvelope })
-	spender, _, err := cl.DeployContract(ctx, alice.key, spenderCode, miner2, []byte(fmt.Sprintf(`{"token":%q}`, token)), client.SendOptions{})
+	spender, _, err := cl.DeployContract(ctx, alice.key, spenderCode, [][]byte{miner2}, []byte(fmt.Sprintf(`{"token":%q}`, token)), client.SendOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

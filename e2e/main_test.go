@@ -27,7 +27,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	phalaBin = filepath.Join(dir, "phala")
-	build := exec.Command("go", "build", "-o", phalaBin, "github.com/phala-go/phala/cmd/phala")
+	// The phalafault tag compiles in pRuntime's test-only fault hooks
+	// (files in its data directory switch them on; see pruntime/fault_on.go).
+	build := exec.Command("go", "build", "-tags", "phalafault", "-o", phalaBin, "github.com/phala-go/phala/cmd/phala")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build phala:", err)

@@ -165,6 +165,17 @@ func (h *Host) Step(ctx context.Context) (busy bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	if len(info.Recovering) > 0 {
+		// Recover against the height pRuntime trusts now (after the sync).
+		if info, err = h.cfg.PRuntime.Info(ctx, &pruntimepb.InfoRequest{}); err != nil {
+			return false, err
+		}
+		more, err := h.recoverContracts(ctx, info)
+		if err != nil {
+			h.log.Warn("contract recovery step failed; retrying", "err", err)
+		}
+		busy = busy || more
+	}
 	return busy, h.relay(ctx)
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -12,7 +13,10 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/phala-go/phala/crypto"
+	"github.com/phala-go/phala/internal/inbox"
 	"github.com/phala-go/phala/internal/querywire"
 	"github.com/phala-go/phala/internal/wasmcode"
 	"github.com/phala-go/phala/proto/chainpb"
@@ -29,23 +33,48 @@ const MessageGas = 100_000_000
 const maxCodeBytes = 8 << 20
 
 // contractState is what pRuntime keeps of one instance, sealed with the
-// rest of its state. Every pRuntime tracks every instance's miner and
-// public key (to seal messages to it and to vet messages from it); the
-// miner also keeps the key, the code and the state.
+// rest of its state. Every pRuntime tracks every instance's miners, public
+// key and accepted message count (to seal messages to it and to vet
+// messages from it as the chain does); a miner also keeps the key, the
+// code, the state and its place in the instance's inputs.
 type contractState struct {
-	Miner     []byte `json:"miner"`
-	CodeHash  []byte `json:"code_hash"`
-	Deployer  []byte `json:"deployer"`
-	PublicKey []byte `json:"public_key,omitempty"`
-	// Mine: this pRuntime runs the instance.
-	Mine     bool              `json:"mine,omitempty"`
-	InitArgs []byte            `json:"init_args,omitempty"` // until init runs
-	Key      []byte            `json:"key,omitempty"`       // k_c
-	State    map[string][]byte `json:"state,omitempty"`     // the live store, as last sealed
+	Miners    [][]byte `json:"miners"`
+	CodeHash  []byte   `json:"code_hash"`
+	Deployer  []byte   `json:"deployer"`
+	PublicKey []byte   `json:"public_key,omitempty"`
+	Interval  uint64   `json:"checkpoint_interval,omitempty"`
+	// Accepted mirrors the chain's messages_sent: how many of the
+	// instance's messages the chain took (inbox.AcceptMessage).
+	Accepted uint64 `json:"accepted,omitempty"`
+	// Mine: this pRuntime is one of the instance's miners.
+	Mine bool `json:"mine,omitempty"`
+	// Live: it executes the instance's inputs as blocks arrive: it ran
+	// input 0 (init) or recovered. A miner that is not live ignores them
+	// (they wait in the chain's inbox).
+	Live bool `json:"live,omitempty"`
+	// Recovery is a miner's takeover in progress (nil otherwise).
+	Recovery *recovery         `json:"recovery,omitempty"`
+	Key      []byte            `json:"key,omitempty"`   // k_c
+	State    map[string][]byte `json:"state,omitempty"` // the live store, as last sealed
+	// Inputs counts the inputs executed (the next one's number, as the
+	// chain numbers them); Sent the messages the execution produced (the
+	// next one's sequence); CkptInputs is Inputs at the last checkpoint
+	// sent or recovered from.
+	Inputs     uint64 `json:"inputs,omitempty"`
+	Sent       uint64 `json:"sent,omitempty"`
+	CkptInputs uint64 `json:"checkpoint_inputs,omitempty"`
 	// Broken says why the instance cannot run (its code does not compile,
 	// its key does not match, its initialiser failed); commands then
 	// fail with this reason.
 	Broken string `json:"broken,omitempty"`
+}
+
+// recovery is a miner's progress in taking an instance over (see
+// RecoverContract).
+type recovery struct {
+	Keyed  bool   `json:"keyed,omitempty"`
+	Loaded bool   `json:"loaded,omitempty"`
+	Error  string `json:"error,omitempty"`
 }
 
 // running is an instance this pRuntime runs, in memory.
@@ -55,8 +84,9 @@ type running struct {
 	input *crypto.HPKEKey
 	store *vm.MemStore
 	dirty bool
-	// session runs this block's calls (see endBlock).
-	session *vm.Session
+	// session runs the calls of block sessionHeight (see endBlock).
+	session       *vm.Session
+	sessionHeight int64
 }
 
 // contractView is a read-only snapshot of an instance for queries.
@@ -100,30 +130,35 @@ func (r *Runtime) codeFile(hash []byte) string {
 
 // loadContracts rebuilds the instances this pRuntime runs from the sealed
 // state: their stores, keys and compiled code (from DataDir/code, checked
-// against the hash the chain published). Caller holds mu or has exclusive
-// access.
+// against the hash the chain published). A miner still waiting to recover
+// an instance whose code it never had starts it when recovery brings the
+// code. Caller holds mu or has exclusive access.
 func (r *Runtime) loadContracts() error {
 	r.running = map[string]*running{}
 	for k, c := range r.st.Contracts {
 		if !c.Mine || c.Broken != "" {
 			continue
 		}
-		code, err := os.ReadFile(r.codeFile(c.CodeHash))
-		if err != nil {
-			return fmt.Errorf("contract %s: its code file: %w", k, err)
+		if _, err := os.Stat(r.codeFile(c.CodeHash)); err != nil && c.Recovery != nil && !c.Recovery.Loaded {
+			continue
 		}
-		if sum := sha256.Sum256(code); !bytes.Equal(sum[:], c.CodeHash) {
-			return fmt.Errorf("contract %s: its code file %s does not match the published hash", k, r.codeFile(c.CodeHash))
-		}
-		if err := r.startInstance(k, c, code); err != nil {
+		if err := r.startInstance(k, c); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// startInstance compiles an instance's code and opens its store.
-func (r *Runtime) startInstance(k string, c *contractState, code []byte) error {
+// startInstance compiles an instance's code (kept by keepCode) and opens
+// its store.
+func (r *Runtime) startInstance(k string, c *contractState) error {
+	code, err := os.ReadFile(r.codeFile(c.CodeHash))
+	if err != nil {
+		return fmt.Errorf("contract %s: its code file: %w", k, err)
+	}
+	if sum := sha256.Sum256(code); !bytes.Equal(sum[:], c.CodeHash) {
+		return fmt.Errorf("contract %s: its code file %s does not match the published hash", k, r.codeFile(c.CodeHash))
+	}
 	e, err := r.engine()
 	if err != nil {
 		return err
@@ -165,13 +200,17 @@ func (r *Runtime) publishView(blockTime time.Time) {
 	}
 	for k, run := range r.running {
 		c := r.st.Contracts[k]
+		broken := c.Broken
+		if !c.Live {
+			broken = "this worker is still taking the contract over (recovering its state); ask again shortly"
+		}
 		if old != nil && !run.dirty {
-			if ov, ok := old.contracts[run.id]; ok && ov.broken == c.Broken {
+			if ov, ok := old.contracts[run.id]; ok && ov.broken == broken {
 				v.contracts[run.id] = ov
 				continue
 			}
 		}
-		v.contracts[run.id] = &contractView{code: run.code, key: c.Key, store: run.store.Clone(), root: run.store.Root(), broken: c.Broken}
+		v.contracts[run.id] = &contractView{code: run.code, key: c.Key, store: run.store.Clone(), root: run.store.Root(), broken: broken}
 		run.dirty = false
 	}
 	r.view.Store(v)
@@ -191,25 +230,25 @@ func (r *Runtime) onWorkerRegistered(w *chainpb.Worker) {
 			}
 		}
 		for _, c := range r.st.Contracts {
-			if bytes.Equal(c.Miner, p) {
-				c.Miner = w.SigningKey
+			for i, m := range c.Miners {
+				if bytes.Equal(m, p) {
+					c.Miners[i] = w.SigningKey
+				}
 			}
 		}
 	}
 }
 
 func (r *Runtime) isGatekeeper(w []byte) bool {
-	for _, g := range r.st.Gatekeepers {
-		if bytes.Equal(g, w) {
-			return true
-		}
-	}
-	return false
+	return inbox.IsMiner(r.st.Gatekeepers, w)
 }
 
+// isMe reports whether w is this pRuntime's identity.
+func (r *Runtime) isMe(w []byte) bool { return r.id != nil && bytes.Equal(w, r.id.Public()) }
+
 // onDeployed records a new instance. A gatekeeper derives k_c and sends
-// its copy (wrapped under the root key for the chain, sealed to the
-// miner); the miner keeps and compiles the code and waits for the key.
+// its copy (wrapped under the root key for the chain, sealed to each
+// miner); a miner keeps and compiles the code and waits for the key.
 func (r *Runtime) onDeployed(d *chainpb.ContractDeployed) error {
 	id, err := crypto.ContractIDFromBytes(d.Contract)
 	if err != nil {
@@ -219,20 +258,31 @@ func (r *Runtime) onDeployed(d *chainpb.ContractDeployed) error {
 	if r.st.Contracts == nil {
 		r.st.Contracts = map[string]*contractState{}
 	}
-	c := &contractState{Miner: d.Miner, CodeHash: d.CodeHash, Deployer: d.Deployer}
+	c := &contractState{Miners: d.Miners, CodeHash: d.CodeHash, Deployer: d.Deployer, Interval: d.CheckpointInterval}
 	r.st.Contracts[k] = c
-	if r.st.Role == RoleGatekeeper && r.st.RootKey != nil && r.id != nil {
-		if err := r.sendContractKey(id, d.Miner); err != nil {
-			return err
-		}
+	if err := r.sendContractKey(id, d.Miners); err != nil {
+		return err
 	}
-	if r.id == nil || !bytes.Equal(d.Miner, r.id.Public()) {
+	if r.id == nil || !inbox.IsMiner(d.Miners, r.id.Public()) {
 		return nil
 	}
-	c.Mine, c.InitArgs = true, d.InitArgs
-	code, err := wasmcode.Gunzip(d.CodeGzip, maxCodeBytes)
+	c.Mine = true
+	if err := r.keepCode(c, d.CodeGzip); err != nil {
+		return err
+	}
+	if c.Broken != "" {
+		return nil
+	}
+	r.log.Info("deployed to this worker; waiting for its key", "contract", id.String())
+	return r.startInstance(k, c)
+}
+
+// keepCode checks an instance's published code against its hash and keeps
+// it in DataDir/code; code that does not check marks the instance broken.
+func (r *Runtime) keepCode(c *contractState, gz []byte) error {
+	code, err := wasmcode.Gunzip(gz, maxCodeBytes)
 	if err == nil {
-		if sum := sha256.Sum256(code); !bytes.Equal(sum[:], d.CodeHash) {
+		if sum := sha256.Sum256(code); !bytes.Equal(sum[:], c.CodeHash) {
 			err = errors.New("the code does not match its published hash")
 		}
 	}
@@ -240,21 +290,16 @@ func (r *Runtime) onDeployed(d *chainpb.ContractDeployed) error {
 		c.Broken = err.Error()
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(r.codeFile(d.CodeHash)), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(r.codeFile(c.CodeHash)), 0o700); err != nil {
 		return err
 	}
-	if err := os.WriteFile(r.codeFile(d.CodeHash), code, 0o600); err != nil {
-		return err
-	}
-	r.log.Info("deployed to this worker; waiting for its key", "contract", id.String(), "code_bytes", len(code))
-	return r.startInstance(k, c, code)
+	return os.WriteFile(r.codeFile(c.CodeHash), code, 0o600)
 }
 
-// sendContractKey: a gatekeeper's copy of k_c for instance id.
-func (r *Runtime) sendContractKey(id crypto.ContractID, miner []byte) error {
-	minerHPKE := r.st.WorkerKeys[hexKey(miner)]
-	if minerHPKE == nil {
-		r.log.Warn("a contract's miner is unknown to this gatekeeper; not sending its key", "contract", id.String())
+// sendContractKey: a gatekeeper's copy of k_c for instance id, sealed to
+// each of miners. Other pRuntimes send nothing.
+func (r *Runtime) sendContractKey(id crypto.ContractID, miners [][]byte) error {
+	if r.st.Role != RoleGatekeeper || r.st.RootKey == nil || r.id == nil || len(miners) == 0 {
 		return nil
 	}
 	kc := crypto.DeriveContractKey(r.st.RootKey, r.chainID, id)
@@ -266,19 +311,31 @@ func (r *Runtime) sendContractKey(id crypto.ContractID, miner []byte) error {
 	if err != nil {
 		return err
 	}
-	sealed, err := crypto.Seal(minerHPKE, crypto.ContractKeyInfo(r.chainID, id, miner), kc)
-	if err != nil {
-		r.log.Warn("cannot seal a contract key to its miner", "contract", id.String(), "err", err)
+	ck := &chainpb.ContractKey{Contract: id.Bytes(), PublicKey: in.PublicKey(), WrappedKey: wrapped}
+	for _, m := range miners {
+		minerHPKE := r.st.WorkerKeys[hexKey(m)]
+		if minerHPKE == nil {
+			r.log.Warn("a contract's miner is unknown to this gatekeeper; not sealing its key to it", "contract", id.String(), "miner", hexKey(m))
+			continue
+		}
+		sealed, err := crypto.Seal(minerHPKE, crypto.ContractKeyInfo(r.chainID, id, m), kc)
+		if err != nil {
+			r.log.Warn("cannot seal a contract key to its miner", "contract", id.String(), "err", err)
+			continue
+		}
+		ck.Sealed = append(ck.Sealed, &chainpb.SealedKey{Recipient: m, Envelope: sealed})
+	}
+	if len(ck.Sealed) == 0 {
 		return nil
 	}
-	return r.send(&chainpb.WorkerMessage{Kind: &chainpb.WorkerMessage_ContractKey{ContractKey: &chainpb.ContractKey{
-		Contract: id.Bytes(), PublicKey: in.PublicKey(), WrappedKey: wrapped, SealedKey: sealed,
-	}}})
+	return r.send(&chainpb.WorkerMessage{Kind: &chainpb.WorkerMessage_ContractKey{ContractKey: ck}})
 }
 
-// onKeyed: the chain took a gatekeeper's copy of k_c. Every pRuntime
-// learns the public key; the miner opens k_c, but only from a current
-// gatekeeper and only if it matches the public key, then runs init.
+// onKeyed: a gatekeeper's copy of k_c reached miners. Every pRuntime
+// learns the public key. A miner it names opens k_c, but only from a
+// current gatekeeper and only if it matches the public key. The first
+// key is input 0: its miners run init and go live. A miner keyed later
+// (assigned by reassignment) recovers the state first.
 func (r *Runtime) onKeyed(ev *chainpb.WorkerEvent, kd *chainpb.ContractKeyed, t time.Time) error {
 	k := hexKey(kd.Contract)
 	c := r.st.Contracts[k]
@@ -286,57 +343,151 @@ func (r *Runtime) onKeyed(ev *chainpb.WorkerEvent, kd *chainpb.ContractKeyed, t 
 		return nil
 	}
 	c.PublicKey = kd.PublicKey
-	run := r.running[k]
-	if !c.Mine || run == nil || c.Key != nil || r.id == nil {
+	if !c.Mine || r.id == nil || c.Live {
+		return nil
+	}
+	var sealed []byte
+	for _, sk := range kd.Keys {
+		if r.isMe(sk.Recipient) {
+			sealed = sk.Envelope
+		}
+	}
+	id, _ := crypto.ContractIDFromBytes(kd.Contract)
+	if sealed == nil {
+		if kd.Initial && c.Recovery == nil {
+			// Keyed without this miner: it will be keyed later and recover.
+			c.Recovery = &recovery{}
+		}
 		return nil
 	}
 	if !r.isGatekeeper(kd.Gatekeeper) {
-		r.log.Warn("refused a contract key from a worker that is not a current gatekeeper", "contract", run.id.String(), "sender", hexKey(kd.Gatekeeper))
+		r.log.Warn("refused a contract key from a worker that is not a current gatekeeper", "contract", id.String(), "sender", hexKey(kd.Gatekeeper))
 		return nil
 	}
-	kc, err := r.id.HPKE.Open(kd.SealedKey, crypto.ContractKeyInfo(r.chainID, run.id, r.id.Public()))
+	kc, err := r.id.HPKE.Open(sealed, crypto.ContractKeyInfo(r.chainID, id, r.id.Public()))
 	if err != nil {
 		c.Broken = fmt.Sprintf("the contract key sealed to this worker does not open: %v", err)
-		return nil
-	}
-	in, err := crypto.ContractInputKey(kc)
-	if err != nil || !bytes.Equal(in.PublicKey(), kd.PublicKey) {
+	} else if in, err := crypto.ContractInputKey(kc); err != nil || !bytes.Equal(in.PublicKey(), kd.PublicKey) {
 		c.Broken = "the contract key does not match the contract's published public key"
+	} else {
+		c.Key = kc
+		if run := r.running[k]; run != nil {
+			run.input = in
+		}
+	}
+	if !kd.Initial {
+		if c.Recovery == nil {
+			c.Recovery = &recovery{}
+		}
+		c.Recovery.Keyed = c.Key != nil
+		r.log.Info("contract key received; recovering the contract's state", "contract", id.String())
 		return nil
 	}
-	c.Key, run.input = kc, in
-	args := c.InitArgs
-	c.InitArgs = nil
+	c.Live, c.Recovery = true, nil
+	return r.runInput(r.running[k], c, ev, t)
+}
+
+// runInit runs input 0, the initialiser, with the deploy's arguments.
+func (r *Runtime) runInit(run *running, c *contractState, ev *chainpb.WorkerEvent, kd *chainpb.ContractKeyed, t time.Time) error {
+	id, _ := crypto.ContractIDFromBytes(kd.Contract)
+	if c.Broken != "" || run == nil {
+		return nil
+	}
 	deployer, _ := crypto.AddressFromBytes(c.Deployer)
 	rc := &pruntimepb.CommandReceipt{}
-	if err := r.execute(vm.EntryInit, run, c, ev, t, deployer.String(), args, 0, rc); err != nil {
+	if err := r.execute(vm.EntryInit, run, c, ev, t, deployer.String(), kd.InitArgs, 0, rc); err != nil {
 		return err
 	}
 	if !rc.Ok {
 		c.Broken = "the contract's initialiser failed: " + rc.Error
-		r.log.Warn("a contract's initialiser failed", "contract", run.id.String(), "err", rc.Error)
+		r.log.Warn("a contract's initialiser failed", "contract", id.String(), "err", rc.Error)
 		return nil
 	}
-	r.log.Info("contract key received; instantiated and initialised", "contract", run.id.String(), "gas", rc.GasUsed)
+	r.log.Info("contract instantiated and initialised", "contract", id.String(), "gas", rc.GasUsed)
 	return nil
 }
 
-// onCommand executes a command to an instance this pRuntime runs, in block
-// order, and records its receipt for the sender. A command that does not
-// open (tampered, sealed to another contract, replayed by anyone or in
-// another transaction) is refused unexecuted.
-func (r *Runtime) onCommand(ev *chainpb.WorkerEvent, cmd *chainpb.ContractCommand, t time.Time) error {
-	k := hexKey(cmd.Contract)
-	c, run := r.st.Contracts[k], r.running[k]
-	if c == nil || !c.Mine {
+// onReassigned: the instance's miners changed. Gatekeepers seal k_c to
+// the added miners; an added miner starts a recovery; a removed one stops
+// and erases the key and state.
+func (r *Runtime) onReassigned(ra *chainpb.ContractReassigned) error {
+	k := hexKey(ra.Contract)
+	c := r.st.Contracts[k]
+	if c == nil {
 		return nil
 	}
+	c.Miners = ra.Miners
+	id, _ := crypto.ContractIDFromBytes(ra.Contract)
+	if err := r.sendContractKey(id, ra.Added); err != nil {
+		return err
+	}
+	if r.id == nil {
+		return nil
+	}
+	me := r.id.Public()
+	switch {
+	case inbox.IsMiner(ra.Removed, me):
+		r.dropInstance(k, c)
+		r.log.Info("this worker no longer runs the contract; erased its key and state", "contract", id.String(), "reason", ra.Reason)
+	case inbox.IsMiner(ra.Added, me):
+		c.Mine, c.Live, c.Recovery, c.Broken = true, false, &recovery{}, ""
+		r.log.Info("assigned a contract; waiting for its key to recover it", "contract", id.String(), "reason", ra.Reason)
+	}
+	return nil
+}
+
+// dropInstance stops running an instance and erases its secrets.
+func (r *Runtime) dropInstance(k string, c *contractState) {
+	if run := r.running[k]; run != nil && run.session != nil {
+		run.session.Close(context.Background())
+	}
+	delete(r.running, k)
+	clear(c.Key)
+	c.Mine, c.Live, c.Recovery, c.Key, c.State = false, false, nil, nil, nil
+	c.Inputs, c.Sent, c.CkptInputs, c.Broken = 0, 0, 0, ""
+}
+
+// onCommand executes a command to an instance this pRuntime runs live, in
+// block order.
+func (r *Runtime) onCommand(ev *chainpb.WorkerEvent, cmd *chainpb.ContractCommand, t time.Time) error {
+	k := hexKey(cmd.Contract)
+	c := r.st.Contracts[k]
+	if c == nil || !c.Mine || !c.Live {
+		return nil
+	}
+	return r.runInput(r.running[k], c, ev, t)
+}
+
+// runInput executes one input of an instance (its init, a command or an
+// accepted message) and counts it. Live execution and recovery both run
+// inputs through here, so a replay does exactly what the first run did.
+func (r *Runtime) runInput(run *running, c *contractState, ev *chainpb.WorkerEvent, t time.Time) error {
+	c.Inputs++
+	switch k := ev.Kind.(type) {
+	case *chainpb.WorkerEvent_ContractKeyed:
+		return r.runInit(run, c, ev, k.ContractKeyed, t)
+	case *chainpb.WorkerEvent_ContractCommand:
+		return r.runCommand(run, c, ev, k.ContractCommand, t)
+	case *chainpb.WorkerEvent_WorkerMessage:
+		var wm chainpb.WorkerMessage
+		if err := proto.Unmarshal(k.WorkerMessage.Payload, &wm); err != nil || wm.GetContractMessage() == nil {
+			return fmt.Errorf("input %d is a worker message that carries no contract message", c.Inputs-1)
+		}
+		return r.runMessage(run, c, ev, wm.GetContractMessage(), t)
+	}
+	return fmt.Errorf("input %d is a %T event, not a contract input", c.Inputs-1, ev.Kind)
+}
+
+// runCommand executes a command and records its receipt for the sender. A
+// command that does not open (tampered, sealed to another contract,
+// replayed by anyone or in another transaction) is refused unexecuted.
+func (r *Runtime) runCommand(run *running, c *contractState, ev *chainpb.WorkerEvent, cmd *chainpb.ContractCommand, t time.Time) error {
 	sender, err := crypto.AddressFromBytes(cmd.Sender)
 	if err != nil {
 		return err
 	}
 	rc := &pruntimepb.CommandReceipt{Height: ev.Height, Index: ev.Index, Sender: cmd.Sender, Nonce: cmd.Nonce}
-	defer r.receipts.put(k, cmd.Sender, cmd.Nonce, rc)
+	defer r.receipts.put(hexKey(cmd.Contract), cmd.Sender, cmd.Nonce, rc)
 	id, _ := crypto.ContractIDFromBytes(cmd.Contract)
 	return r.deliver(run, c, ev, t, sender.String(), cmd.Envelope, crypto.CommandInfo(r.chainID, id, sender, cmd.Nonce), cmd.GasLimit, rc)
 }
@@ -360,7 +511,7 @@ func (r *Runtime) deliver(run *running, c *contractState, ev *chainpb.WorkerEven
 // execute runs one call of the block in its session; rc records the
 // outcome. A successful call's messages are sent.
 func (r *Runtime) execute(entry vm.Entry, run *running, c *contractState, ev *chainpb.WorkerEvent, t time.Time, caller string, payload []byte, gas uint64, rc *pruntimepb.CommandReceipt) error {
-	res, err := r.session(run).Execute(context.Background(), entry, vm.Env{
+	res, err := r.session(run, ev.Height).Execute(context.Background(), entry, vm.Env{
 		Contract: run.id.String(), Caller: caller, Height: ev.Height, Time: t,
 		Seed: crypto.ContractSeed(c.Key, ev.Height, ev.Index), Gas: gas, CheckSend: r.checkSend,
 	}, run.store, payload)
@@ -374,26 +525,50 @@ func (r *Runtime) execute(entry vm.Entry, run *running, c *contractState, ev *ch
 		return nil
 	}
 	rc.Ok, rc.Events, run.dirty = true, res.Events, true
-	return r.sendMessages(run.id, res.Messages)
+	if r.faults.diverge() {
+		// Test-only fault hook (build tag phalafault): this miner's state
+		// departs from what its inputs produce.
+		run.store.Set([]byte("phala-fault/diverged"), binary.BigEndian.AppendUint64(nil, uint64(ev.Height)))
+	}
+	return r.sendMessages(run.id, c, res.Messages)
 }
 
-// session is the instance run executes this block's calls in: one per
-// contract per block, a boundary every miner draws alike (endBlock).
-func (r *Runtime) session(run *running) *vm.Session {
+// session is the instance run executes block height's calls in: one per
+// contract per block, a boundary every miner (and every replay) draws
+// alike.
+func (r *Runtime) session(run *running, height int64) *vm.Session {
+	if run.session != nil && run.sessionHeight != height {
+		run.session.Close(context.Background())
+		run.session = nil
+	}
 	if run.session == nil {
-		run.session = r.vm.NewSession(run.code)
+		run.session, run.sessionHeight = r.vm.NewSession(run.code), height
 	}
 	return run.session
 }
 
-// endBlock ends the block's sessions.
-func (r *Runtime) endBlock() {
+// endBlock ends block height's sessions and sends the checkpoints due at
+// it.
+func (r *Runtime) endBlock(height int64) error {
 	for _, run := range r.running {
 		if run.session != nil {
 			run.session.Close(context.Background())
 			run.session = nil
 		}
 	}
+	if height <= 0 {
+		return nil
+	}
+	for k, run := range r.running {
+		c := r.st.Contracts[k]
+		if c == nil || !c.Mine || !c.Live || c.Key == nil || c.Interval == 0 || height%int64(c.Interval) != 0 || c.Inputs == c.CkptInputs {
+			continue
+		}
+		if err := r.sendCheckpoint(run, c, height); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkSend vets a message's receiver as the chain will: a keyed instance.
@@ -413,8 +588,10 @@ func (r *Runtime) checkSend(to string) error {
 }
 
 // sendMessages seals each message to its receiver's public key and sends
-// it as this worker's signed message.
-func (r *Runtime) sendMessages(from crypto.ContractID, msgs []vm.Message) error {
+// it as this worker's signed message, numbered in the sending instance's
+// own sequence (every miner and every replay numbers alike, so the chain
+// takes each once).
+func (r *Runtime) sendMessages(from crypto.ContractID, c *contractState, msgs []vm.Message) error {
 	for _, m := range msgs {
 		to, err := crypto.ParseContractID(m.To)
 		if err != nil {
@@ -424,8 +601,10 @@ func (r *Runtime) sendMessages(from crypto.ContractID, msgs []vm.Message) error 
 		if err != nil {
 			return err
 		}
+		seq := c.Sent
+		c.Sent++
 		if err := r.send(&chainpb.WorkerMessage{Kind: &chainpb.WorkerMessage_ContractMessage{ContractMessage: &chainpb.ContractMessage{
-			From: from.Bytes(), To: to.Bytes(), Envelope: env, GasLimit: MessageGas,
+			From: from.Bytes(), To: to.Bytes(), Envelope: env, GasLimit: MessageGas, Sequence: seq,
 		}}}); err != nil {
 			return err
 		}
@@ -433,26 +612,38 @@ func (r *Runtime) sendMessages(from crypto.ContractID, msgs []vm.Message) error 
 	return nil
 }
 
-// onContractMessage executes a message another contract sent to an
-// instance this pRuntime runs, with the sending contract as the caller. It
-// applies the chain's rule (contracts.CheckMessage): only the sending
-// contract's miner may send for it, only to a keyed instance.
-func (r *Runtime) onContractMessage(ev *chainpb.WorkerEvent, sender []byte, m *chainpb.ContractMessage, t time.Time) error {
+// onContractMessage applies the chain's rule (inbox.AcceptMessage) to a
+// message one instance sent another: every pRuntime counts what the chain
+// accepts; the receiver's live miners execute it, with the sending
+// instance as the caller.
+func (r *Runtime) onContractMessage(ev *chainpb.WorkerEvent, worker []byte, m *chainpb.ContractMessage, t time.Time) error {
 	from, to := r.st.Contracts[hexKey(m.From)], r.st.Contracts[hexKey(m.To)]
-	if from == nil || !bytes.Equal(from.Miner, sender) || to == nil || to.PublicKey == nil || !to.Mine {
+	var s *inbox.Sender
+	if from != nil {
+		s = &inbox.Sender{Miners: from.Miners, Sent: from.Accepted}
+	}
+	if inbox.AcceptMessage(s, to != nil, to != nil && to.PublicKey != nil, worker, m) != "" {
 		return nil
 	}
+	from.Accepted++
+	if !to.Mine || !to.Live {
+		return nil
+	}
+	return r.runInput(r.running[hexKey(m.To)], to, ev, t)
+}
+
+// runMessage executes an accepted message. No receipt is kept: a contract
+// cannot sign a query to read one. A failure is logged (without the
+// payload) for the miner's operator.
+func (r *Runtime) runMessage(run *running, to *contractState, ev *chainpb.WorkerEvent, m *chainpb.ContractMessage, t time.Time) error {
 	fromID, _ := crypto.ContractIDFromBytes(m.From)
 	toID, _ := crypto.ContractIDFromBytes(m.To)
-	run := r.running[hexKey(m.To)]
-	// No receipt is kept: a contract cannot sign a query to read one. A
-	// failure is logged (without the payload) for the miner's operator.
 	rc := &pruntimepb.CommandReceipt{}
 	if err := r.deliver(run, to, ev, t, fromID.String(), m.Envelope, crypto.MessageInfo(r.chainID, fromID, toID), min(m.GasLimit, MessageGas), rc); err != nil {
 		return err
 	}
 	if !rc.Ok {
-		r.log.Info("a contract message failed", "from", fromID.String(), "to", hexKey(m.To), "height", ev.Height, "err", rc.Error)
+		r.log.Info("a contract message failed", "from", fromID.String(), "to", toID.String(), "height", ev.Height, "err", rc.Error)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package pruntime
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/phala-go/phala/crypto"
 	"github.com/phala-go/phala/internal/querywire"
@@ -62,7 +65,9 @@ func TestMinerRunsContract(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		r.endBlock()
+		if err := r.endBlock(h); err != nil {
+			t.Fatal(err)
+		}
 		if err := r.persist(); err != nil {
 			t.Fatal(err)
 		}
@@ -76,7 +81,7 @@ func TestMinerRunsContract(t *testing.T) {
 	id := crypto.NewContractID(aliceAddr, 7)
 	sum := sha256.Sum256(code)
 	apply(2, &chainpb.WorkerEvent{Kind: &chainpb.WorkerEvent_ContractDeployed{ContractDeployed: &chainpb.ContractDeployed{
-		Contract: id.Bytes(), CodeHash: sum[:], CodeGzip: wasmcode.Gzip(code), Miner: me, Deployer: aliceAddr.Bytes(), InitArgs: []byte(`{"name":"T"}`)}}})
+		Contract: id.Bytes(), CodeHash: sum[:], CodeGzip: wasmcode.Gzip(code), Miners: [][]byte{me}, Deployer: aliceAddr.Bytes(), InitArgs: []byte(`{"name":"T"}`), CheckpointInterval: 3}}})
 
 	kc := crypto.DeriveContractKey(make([]byte, 32), "a", id)
 	in, _ := crypto.ContractInputKey(kc)
@@ -86,7 +91,8 @@ func TestMinerRunsContract(t *testing.T) {
 			t.Fatal(err)
 		}
 		return &chainpb.WorkerEvent{Kind: &chainpb.WorkerEvent_ContractKeyed{ContractKeyed: &chainpb.ContractKeyed{
-			Contract: id.Bytes(), PublicKey: in.PublicKey(), Miner: me, SealedKey: env, Gatekeeper: from}}}
+			Contract: id.Bytes(), PublicKey: in.PublicKey(), Keys: []*chainpb.SealedKey{{Recipient: me, Envelope: env}}, Gatekeeper: from,
+			Initial: true, InitArgs: []byte(`{"name":"T"}`)}}}
 	}
 	// From a worker holding no seat: refused, the contract stays unkeyed.
 	apply(3, keyed(other, kc))
@@ -178,6 +184,34 @@ func TestMinerRunsContract(t *testing.T) {
 	}
 	r.mu.Unlock()
 
+	// Block 6 is a checkpoint height (interval 3) and inputs ran since the
+	// last one: the miner seals its state under k_c and sends it.
+	apply(6)
+	cp, sealed := sentCheckpoint(t, r, id)
+	if cp.Height != 6 || cp.Inputs != 5 || string(cp.StateRoot) != string(root) {
+		t.Fatalf("checkpoint at %d of %d inputs, root %X; want 6, 5 (init and four commands), %X", cp.Height, cp.Inputs, cp.StateRoot, root)
+	}
+	if st, err := openSealedCheckpoint("a", id, kc, cp, sealed); err != nil || st.Inputs != 5 || st.Sent != 0 || len(st.Pairs) == 0 {
+		t.Fatalf("the checkpoint does not open to the state: %+v, %v", st, err)
+	}
+	for name, f := range map[string]func(cp *chainpb.Checkpoint, sealed []byte){
+		"a flipped byte":   func(_ *chainpb.Checkpoint, b []byte) { b[len(b)/2] ^= 1 },
+		"another root":     func(cp *chainpb.Checkpoint, _ []byte) { cp.StateRoot = make([]byte, 32) },
+		"another height":   func(cp *chainpb.Checkpoint, _ []byte) { cp.Height++ },
+		"fewer inputs":     func(cp *chainpb.Checkpoint, _ []byte) { cp.Inputs-- },
+		"a different size": func(cp *chainpb.Checkpoint, _ []byte) { cp.Size++ },
+	} {
+		cp2, b := proto.Clone(cp).(*chainpb.Checkpoint), bytes.Clone(sealed)
+		f(cp2, b)
+		if _, err := openSealedCheckpoint("a", id, kc, cp2, b); err == nil {
+			t.Errorf("a checkpoint with %s opened", name)
+		}
+	}
+	apply(9) // nothing ran since: no checkpoint
+	if msgs, _ := r.DumpSideEffects(); len(msgs.Messages) != 1 {
+		t.Fatalf("%d messages queued after an idle checkpoint height, want the one checkpoint chunk", len(msgs.Messages))
+	}
+
 	// A restart resumes the instance from the sealed state.
 	r2, err := New(Config{Platform: p, DataDir: dir})
 	if err != nil {
@@ -190,4 +224,33 @@ func TestMinerRunsContract(t *testing.T) {
 	if a := ask(alice, &pruntimepb.ContractQuery{Payload: []byte(`{"balance":{}}`)}); string(a.Output) != "999" {
 		t.Fatalf("after restart alice holds %q", a.Output)
 	}
+}
+
+// sentCheckpoint reassembles the last checkpoint of id in r's outbox.
+func sentCheckpoint(t *testing.T, r *Runtime, id crypto.ContractID) (*chainpb.Checkpoint, []byte) {
+	t.Helper()
+	msgs, err := r.DumpSideEffects()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cp *chainpb.Checkpoint
+	var sealed []byte
+	for _, m := range msgs.Messages {
+		var wm chainpb.WorkerMessage
+		if err := proto.Unmarshal(m.Payload, &wm); err != nil {
+			t.Fatal(err)
+		}
+		c := wm.GetContractCheckpoint()
+		if c == nil || string(c.Contract) != string(id[:]) {
+			continue
+		}
+		if c.Index == 0 {
+			cp, sealed = &chainpb.Checkpoint{Height: c.Height, Inputs: c.Inputs, StateRoot: c.StateRoot, Chunks: c.Chunks, Size: c.Size}, nil
+		}
+		sealed = append(sealed, c.Data...)
+	}
+	if cp == nil {
+		t.Fatal("no checkpoint sent")
+	}
+	return cp, sealed
 }

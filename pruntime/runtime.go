@@ -115,6 +115,7 @@ type Runtime struct {
 
 	vm       *vm.Engine          // started with the first contract
 	running  map[string]*running // instances this pRuntime runs
+	faults   faults
 	view     atomic.Pointer[queryView]
 	receipts receiptBook
 }
@@ -139,7 +140,7 @@ func New(cfg Config) (*Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Runtime{cfg: cfg, log: cfg.Logger, store: store}
+	r := &Runtime{cfg: cfg, log: cfg.Logger, store: store, faults: newFaults(cfg.DataDir)}
 	raw, err := store.Load()
 	if err != nil {
 		return nil, err
@@ -246,7 +247,7 @@ func (r *Runtime) publishInfo() {
 		ChainId: r.chainID, GenesisHash: r.genHash, Height: r.height(),
 		Role: r.st.Role, HoldsRootKey: r.st.RootKey != nil, NextSequence: r.st.NextSequence,
 		PendingMessages: uint32(len(r.st.Outbox)), Initialized: r.st.Genesis != nil,
-		RenewalPending: r.next != nil, Registered: r.st.Registered,
+		RenewalPending: r.next != nil, Registered: r.st.Registered, Recovering: r.recoveries(),
 	}
 	if r.next != nil {
 		in.NextSigningKey = r.next.Public()
@@ -510,11 +511,14 @@ func (r *Runtime) SyncBlockchain(blocks []*pruntimepb.SyncBlock) (*pruntimepb.Sy
 				// state in memory are past what is sealed: refuse every
 				// later sync until a restart reloads the sealed state.
 				r.broken = fmt.Errorf("apply event %d of block %d: %w", ev.Index, ev.Height, err)
-				r.endBlock()
+				r.endBlock(0)
 				return nil, r.broken
 			}
 		}
-		r.endBlock()
+		if err := r.endBlock(bs[i].SignedHeader.Height - 1); err != nil {
+			r.broken = fmt.Errorf("end block %d: %w", bs[i].SignedHeader.Height-1, err)
+			return nil, r.broken
+		}
 		r.st.BlockTime = bs[i].SignedHeader.Time
 		accepted++
 	}
@@ -567,6 +571,8 @@ func (r *Runtime) apply(ev *chainpb.WorkerEvent, t time.Time) error {
 		return r.onKeyed(ev, k.ContractKeyed, t)
 	case *chainpb.WorkerEvent_ContractCommand:
 		return r.onCommand(ev, k.ContractCommand, t)
+	case *chainpb.WorkerEvent_ContractReassigned:
+		return r.onReassigned(k.ContractReassigned)
 	case *chainpb.WorkerEvent_WorkerRegistered:
 		w := k.WorkerRegistered.Worker
 		r.onWorkerRegistered(w)
@@ -702,9 +708,9 @@ func (r *Runtime) retire(why string) {
 	r.st.RootKey, r.st.IdentitySeed, r.st.NextIdentitySeed, r.id, r.next, r.st.Outbox = nil, nil, nil, nil, nil, nil
 	for _, c := range r.st.Contracts {
 		clear(c.Key)
-		c.Key, c.State, c.Mine = nil, nil, false
+		c.Key, c.State, c.Mine, c.Live, c.Recovery = nil, nil, false, false, nil
 	}
-	r.endBlock()
+	r.endBlock(0)
 	r.running = map[string]*running{}
 	r.st.Role = RoleRetired
 	r.log.Info("retired: secrets erased", "why", why)

@@ -114,6 +114,11 @@ func (s *server) Query(ctx context.Context, req *pruntimepb.QueryRequest) (*prun
 	return out, grpcErr(err)
 }
 
+func (s *server) RecoverContract(_ context.Context, req *pruntimepb.RecoverRequest) (*pruntimepb.RecoverResponse, error) {
+	out, err := s.r.RecoverContract(req)
+	return out, grpcErr(err)
+}
+
 func (s *server) Info(context.Context, *pruntimepb.InfoRequest) (*pruntimepb.InfoResponse, error) {
 	return s.r.Info(), nil
 }

@@ -1,8 +1,11 @@
 // Package contracts records confidential contracts on chain (paper sections
-// 4.6 and 4.8): the public code, the instance and its miner, the contract
-// key k_c as the first gatekeeper sent it (encrypted under the root key),
-// the contract's public input key, and every command, ordered and still
-// sealed. The chain reads no command and no state: it only orders.
+// 4.6, 4.8 and 4.9): the public code, the instance and its miners, the
+// contract key k_c as the first gatekeeper sent it (encrypted under the
+// root key), the contract's public input key, every input (init, commands,
+// accepted contract messages) ordered and still sealed in its inbox, and
+// the latest encrypted state checkpoint. Any registered miner can take an
+// instance over from the checkpoint and the inbox after it. The chain
+// reads no input and no state: it only orders, stores and compares roots.
 package contracts
 
 import (
@@ -10,6 +13,7 @@ import (
 
 	"github.com/phala-go/phala/chain/bank"
 	"github.com/phala-go/phala/chain/errs"
+	"github.com/phala-go/phala/internal/inbox"
 )
 
 // Codespace of the errors below.
@@ -24,14 +28,19 @@ var (
 	ErrBadMiner        = errs.Register(Codespace, 6, "not a worker that can run contracts")
 	ErrNotKeyed        = errs.Register(Codespace, 7, "contract has no key yet")
 	ErrGasLimit        = errs.Register(Codespace, 8, "gas limit out of range")
+	ErrNotDeployer     = errs.Register(Codespace, 9, "only the deployer may do this")
 )
 
 const (
 	// MaxInitArgsBytes bounds a deploy's init arguments.
 	MaxInitArgsBytes = 64 << 10
-	// MaxEnvelopeBytes bounds a sealed command or message: a 64 KiB
-	// contract input plus HPKE's overhead.
-	MaxEnvelopeBytes = 64<<10 + 4<<10
+	// MaxEnvelopeBytes bounds a sealed command or message.
+	MaxEnvelopeBytes = inbox.MaxEnvelopeBytes
+	// MaxMiners bounds an instance's miners.
+	MaxMiners = inbox.MaxMiners
+	// MaxDiscrepancies bounds the discrepancy records a query returns
+	// (the newest).
+	MaxDiscrepancies = 1000
 )
 
 // Params are the contract module's chain parameters.
@@ -48,18 +57,34 @@ type Params struct {
 	// MaxGas bounds a command's gas limit. (A contract-to-contract message
 	// runs with pRuntime's fixed MessageGas, paid by the sending command.)
 	MaxGas uint64 `json:"max_gas"`
+	// CheckpointInterval: an instance deployed under these parameters is
+	// checkpointed at block heights that are multiples of it, when inputs
+	// ran since its last checkpoint. 0 in a genesis means the default.
+	CheckpointInterval uint64 `json:"checkpoint_interval,omitempty"`
 }
 
+// DefaultCheckpointInterval is 20 blocks: about 20 s at the devnet's pace.
+const DefaultCheckpointInterval = 20
+
 // DefaultParams: 8 MiB of code, 10 PHA to deploy, 1 uPHA per million gas
-// (a 100 M gas command pays 100 uPHA on top of its fee), at most 1 G gas.
+// (a 100 M gas command pays 100 uPHA on top of its fee), at most 1 G gas,
+// a checkpoint every 20 blocks.
 func DefaultParams() Params {
-	return Params{MaxCodeBytes: 8 << 20, DeployFee: 10 * bank.UnitsPerPHA, GasPrice: 1, MaxGas: 1_000_000_000}
+	return Params{MaxCodeBytes: 8 << 20, DeployFee: 10 * bank.UnitsPerPHA, GasPrice: 1, MaxGas: 1_000_000_000, CheckpointInterval: DefaultCheckpointInterval}
+}
+
+// interval is the checkpoint interval, the default for 0.
+func (p Params) interval() uint64 {
+	if p.CheckpointInterval == 0 {
+		return DefaultCheckpointInterval
+	}
+	return p.CheckpointInterval
 }
 
 // Validate checks the parameters.
 func (p Params) Validate() error {
-	if p.MaxCodeBytes < 1024 || p.MaxCodeBytes > 64<<20 || p.MaxGas == 0 || p.MaxGas > 1e12 || p.GasPrice > 1e9 {
-		return fmt.Errorf("contracts params: max_code_bytes 1 KiB..64 MiB, max_gas 1..1e12, gas_price_per_million at most 1e9; got %+v", p)
+	if p.MaxCodeBytes < 1024 || p.MaxCodeBytes > 64<<20 || p.MaxGas == 0 || p.MaxGas > 1e12 || p.GasPrice > 1e9 || p.CheckpointInterval > 1e6 {
+		return fmt.Errorf("contracts params: max_code_bytes 1 KiB..64 MiB, max_gas 1..1e12, gas_price_per_million at most 1e9, checkpoint_interval at most 1e6; got %+v", p)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -14,14 +15,15 @@ import (
 	"github.com/phala-go/phala/chain/mq"
 	"github.com/phala-go/phala/chain/store"
 	"github.com/phala-go/phala/crypto"
+	"github.com/phala-go/phala/internal/inbox"
 	"github.com/phala-go/phala/internal/wasmcode"
 	"github.com/phala-go/phala/proto/chainpb"
 )
 
 var paramsKey = []byte("contracts/params")
 
-func contractKey(id []byte) []byte { return append([]byte("contracts/c/"), id...) }
-func codeKey(hash []byte) []byte   { return append([]byte("contracts/code/"), hash...) }
+func contractKey(id []byte) []byte { return inbox.RecordKey(id) }
+func codeKey(hash []byte) []byte   { return inbox.CodeKey(hash) }
 
 // indexKey lists every instance id, in deployment order.
 var indexKey = []byte("contracts/index")
@@ -83,13 +85,30 @@ func idString(b []byte) string {
 	return id.String()
 }
 
+// validateMiners checks a list of miners without reading state.
+func validateMiners(miners [][]byte) error {
+	if len(miners) == 0 || len(miners) > MaxMiners {
+		return ErrMalformed.Wrapf("an instance has 1 to %d miners, got %d", MaxMiners, len(miners))
+	}
+	for i, m := range miners {
+		if len(m) != ed25519.PublicKeySize {
+			return ErrMalformed.Wrapf("miner %d must be a worker's %d-byte identity key, got %d bytes", i, ed25519.PublicKeySize, len(m))
+		}
+		if inbox.IsMiner(miners[:i], m) {
+			return ErrMalformed.Wrapf("miner %X is named twice", m)
+		}
+	}
+	return nil
+}
+
 // ValidateDeploy checks a deployment without reading state.
 func ValidateDeploy(m *chainpb.MsgDeployContract) error {
+	if err := validateMiners(m.Miners); err != nil {
+		return err
+	}
 	switch {
 	case len(m.CodeGzip) == 0:
 		return ErrMalformed.Wrapf("deploy has no code")
-	case len(m.Miner) != ed25519.PublicKeySize:
-		return ErrMalformed.Wrapf("miner must be a worker's %d-byte identity key, got %d bytes", ed25519.PublicKeySize, len(m.Miner))
 	case len(m.InitArgs) > MaxInitArgsBytes:
 		return ErrMalformed.Wrapf("init arguments are %d bytes, limit %d", len(m.InitArgs), MaxInitArgsBytes)
 	case len(m.InitArgs) > 0 && !json.Valid(m.InitArgs):
@@ -120,6 +139,9 @@ type Hooks struct {
 	Miner func(worker []byte) error
 	// Gatekeeper reports whether worker holds a gatekeeper seat.
 	Gatekeeper func(worker []byte) (bool, error)
+	// Workers lists registered workers in registration order, from which
+	// a replacement miner is picked (Miner decides which may run).
+	Workers func() ([][]byte, error)
 }
 
 // Deploy publishes the code and creates the instance deployer's
@@ -135,8 +157,10 @@ func Deploy(kv store.KV, log *mq.Log, deployer crypto.Address, nonce uint64, m *
 	} else if !ok {
 		return id, ErrNotLaunched.Wrapf("wait until `phala status` shows the launched phase")
 	}
-	if err := h.Miner(m.Miner); err != nil {
-		return id, err
+	for _, w := range m.Miners {
+		if err := h.Miner(w); err != nil {
+			return id, err
+		}
 	}
 	code, err := Gunzip(m.CodeGzip, p.MaxCodeBytes)
 	if err != nil {
@@ -154,8 +178,9 @@ func Deploy(kv store.KV, log *mq.Log, deployer crypto.Address, nonce uint64, m *
 		}
 	}
 	id = crypto.NewContractID(deployer, nonce)
-	c := &chainpb.Contract{Id: id.Bytes(), CodeHash: sum[:], Deployer: deployer.Bytes(), Miner: m.Miner,
-		DeployedHeight: log.Height(), CodeSize: uint64(len(code))}
+	c := &chainpb.Contract{Id: id.Bytes(), CodeHash: sum[:], Deployer: deployer.Bytes(), Miners: m.Miners,
+		DeployedHeight: log.Height(), CodeSize: uint64(len(code)), CheckpointInterval: p.interval(),
+		AwaitingKey: m.Miners, InitArgs: m.InitArgs}
 	if err := put(kv, c); err != nil {
 		return id, err
 	}
@@ -167,7 +192,8 @@ func Deploy(kv store.KV, log *mq.Log, deployer crypto.Address, nonce uint64, m *
 		return id, err
 	}
 	return id, log.Append(&chainpb.WorkerEvent{Kind: &chainpb.WorkerEvent_ContractDeployed{ContractDeployed: &chainpb.ContractDeployed{
-		Contract: c.Id, CodeHash: c.CodeHash, CodeGzip: m.CodeGzip, Miner: m.Miner, Deployer: c.Deployer, InitArgs: m.InitArgs,
+		Contract: c.Id, CodeHash: c.CodeHash, CodeGzip: m.CodeGzip, Miners: m.Miners, Deployer: c.Deployer, InitArgs: m.InitArgs,
+		CheckpointInterval: c.CheckpointInterval,
 	}}})
 }
 
@@ -186,15 +212,33 @@ func validateEnvelope(env []byte) error {
 	if len(env) > MaxEnvelopeBytes {
 		return ErrMalformed.Wrapf("sealed input is %d bytes, limit %d", len(env), MaxEnvelopeBytes)
 	}
-	if s, err := crypto.EnvelopeSuite(env); err != nil || s != crypto.DefaultSuite {
+	if !inbox.ValidEnvelope(env) {
 		return ErrMalformed.Wrapf("sealed input is not an envelope of suite %s; seal it with the contract's public key", crypto.DefaultSuite)
 	}
 	return nil
 }
 
+// enqueue makes the event just appended to log the instance's next input,
+// kept in its inbox with the block time t. The caller stores c.
+func enqueue(kv store.KV, log *mq.Log, c *chainpb.Contract, t time.Time) error {
+	evs := log.Events()
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(&chainpb.ContractInput{TimeUnixNano: t.UnixNano(), Event: evs[len(evs)-1]})
+	if err != nil {
+		return err
+	}
+	if err := kv.Set(inbox.InputKey(c.Id, c.Inputs), b); err != nil {
+		return err
+	}
+	c.Inputs++
+	return nil
+}
+
 // Command orders a sealed command: it charges the gas fee and logs the
-// command for the miner. The chain cannot open it.
-func Command(kv store.KV, log *mq.Log, sender crypto.Address, nonce uint64, m *chainpb.MsgContractCommand) error {
+// command for the miners and keeps it in the inbox (block time t) until a
+// checkpoint covers it, so a miner that takes over later runs it too. The
+// chain cannot open it. It is accepted while the instance has no working
+// miner: it waits in the inbox.
+func Command(kv store.KV, log *mq.Log, sender crypto.Address, nonce uint64, m *chainpb.MsgContractCommand, t time.Time) error {
 	p, err := LoadParams(kv)
 	if err != nil {
 		return err
@@ -213,18 +257,22 @@ func Command(kv store.KV, log *mq.Log, sender crypto.Address, nonce uint64, m *c
 		return err
 	}
 	c.Commands++
-	if err := put(kv, c); err != nil {
+	if err := log.Append(&chainpb.WorkerEvent{Kind: &chainpb.WorkerEvent_ContractCommand{ContractCommand: &chainpb.ContractCommand{
+		Contract: m.Contract, Sender: sender.Bytes(), Nonce: nonce, GasLimit: m.GasLimit, Envelope: m.Envelope,
+	}}}); err != nil {
 		return err
 	}
-	return log.Append(&chainpb.WorkerEvent{Kind: &chainpb.WorkerEvent_ContractCommand{ContractCommand: &chainpb.ContractCommand{
-		Contract: m.Contract, Sender: sender.Bytes(), Nonce: nonce, GasLimit: m.GasLimit, Envelope: m.Envelope,
-	}}})
+	if err := enqueue(kv, log, c, t); err != nil {
+		return err
+	}
+	return put(kv, c)
 }
 
-// HandleKey takes a gatekeeper's copy of k_c: the first copy for an
-// instance wins and is logged for its miner; later ones are ignored (note
-// says why).
-func HandleKey(kv store.KV, log *mq.Log, sender []byte, k *chainpb.ContractKey, h Hooks) (note string, err error) {
+// HandleKey takes a gatekeeper's copy of k_c for the miners awaiting it.
+// The first copy for an instance sets its public key and is its input 0
+// (init); later copies key miners assigned later. A copy that keys no
+// awaiting miner is ignored (note says why). t is the block time.
+func HandleKey(kv store.KV, log *mq.Log, sender []byte, k *chainpb.ContractKey, t time.Time, h Hooks) (note string, err error) {
 	if ok, err := h.Gatekeeper(sender); err != nil {
 		return "", err
 	} else if !ok {
@@ -236,55 +284,86 @@ func HandleKey(kv store.KV, log *mq.Log, sender []byte, k *chainpb.ContractKey, 
 	} else if err != nil {
 		return "", err
 	}
-	if c.PublicKey != nil {
-		if !bytes.Equal(c.PublicKey, k.PublicKey) {
-			return "a later copy of the contract key names another public key; the first copy stands", nil
-		}
-		return "duplicate contract key; the first copy won", nil
+	initial := c.PublicKey == nil
+	if !initial && !bytes.Equal(c.PublicKey, k.PublicKey) {
+		return "a later copy of the contract key names another public key; the first copy stands", nil
 	}
 	if _, err := crypto.ParseHPKEPublicKey(k.PublicKey); err != nil {
 		return "contract key with an unusable public key", nil
 	}
-	if len(k.WrappedKey) == 0 || len(k.WrappedKey) > 256 || len(k.SealedKey) == 0 || len(k.SealedKey) > 4096 {
-		return "contract key with a malformed wrapped or sealed key", nil
+	if len(k.WrappedKey) == 0 || len(k.WrappedKey) > 256 || len(k.Sealed) > MaxMiners {
+		return "contract key with a malformed wrapped key or too many sealed copies", nil
 	}
-	c.PublicKey, c.WrappedKey, c.KeyedBy, c.KeyedHeight = k.PublicKey, k.WrappedKey, sender, log.Height()
-	if err := put(kv, c); err != nil {
+	var keys []*chainpb.SealedKey
+	var still [][]byte
+	for _, w := range c.AwaitingKey {
+		var found *chainpb.SealedKey
+		for _, sk := range k.Sealed {
+			if bytes.Equal(sk.Recipient, w) && len(sk.Envelope) > 0 && len(sk.Envelope) <= 4096 {
+				found = sk
+				break
+			}
+		}
+		if found == nil {
+			still = append(still, w)
+			continue
+		}
+		keys = append(keys, found)
+	}
+	if len(keys) == 0 {
+		return "duplicate contract key: no miner of the contract awaits one", nil
+	}
+	c.AwaitingKey = still
+	if initial {
+		c.PublicKey, c.WrappedKey, c.KeyedBy, c.KeyedHeight = k.PublicKey, k.WrappedKey, sender, log.Height()
+	}
+	ev := &chainpb.ContractKeyed{Contract: c.Id, PublicKey: c.PublicKey, Keys: keys, Gatekeeper: sender, Initial: initial}
+	if initial {
+		ev.InitArgs = c.InitArgs
+	}
+	if err := log.Append(&chainpb.WorkerEvent{Kind: &chainpb.WorkerEvent_ContractKeyed{ContractKeyed: ev}}); err != nil {
 		return "", err
 	}
-	return "", log.Append(&chainpb.WorkerEvent{Kind: &chainpb.WorkerEvent_ContractKeyed{ContractKeyed: &chainpb.ContractKeyed{
-		Contract: c.Id, PublicKey: c.PublicKey, Miner: c.Miner, SealedKey: k.SealedKey, Gatekeeper: sender,
-	}}})
+	if initial {
+		if err := enqueue(kv, log, c, t); err != nil {
+			return "", err
+		}
+	}
+	return "", put(kv, c)
 }
 
-// CheckMessage decides whether a contract-to-contract message, already in
-// the event log as its worker's signed message, is for the receiver's
-// miner to execute: the sender must be the sending contract's miner and
-// the receiver must be keyed. pRuntime applies the same rule (note is why
-// not; empty means deliver).
-func CheckMessage(r store.Reader, sender []byte, m *chainpb.ContractMessage) (note string, err error) {
-	from, err := Get(r, m.From)
-	if errors.Is(err, ErrUnknownContract) {
-		return "message from an unknown contract", nil
-	} else if err != nil {
+// HandleMessage decides whether a contract-to-contract message, already in
+// the event log as its worker's signed message, is an input of its
+// receiver (inbox.AcceptMessage; pRuntime applies the same rule): if so it
+// is kept in the receiver's inbox and counted against the sender's
+// sequence. note says why a message is not taken; empty means taken.
+func HandleMessage(kv store.KV, log *mq.Log, worker []byte, m *chainpb.ContractMessage, t time.Time) (note string, err error) {
+	from, err := Get(kv, m.From)
+	if err != nil && !errors.Is(err, ErrUnknownContract) {
 		return "", err
 	}
-	if !bytes.Equal(from.Miner, sender) {
-		return "message from a worker that is not the sending contract's miner", nil
-	}
-	to, err := Get(r, m.To)
-	if errors.Is(err, ErrUnknownContract) {
-		return "message to an unknown contract", nil
-	} else if err != nil {
+	to, err := Get(kv, m.To)
+	if err != nil && !errors.Is(err, ErrUnknownContract) {
 		return "", err
 	}
-	if to.PublicKey == nil {
-		return "message to a contract without a key", nil
+	var s *inbox.Sender
+	if from != nil {
+		s = &inbox.Sender{Miners: from.Miners, Sent: from.MessagesSent}
 	}
-	if validateEnvelope(m.Envelope) != nil {
-		return "message with a malformed envelope", nil
+	if note := inbox.AcceptMessage(s, to != nil, to != nil && to.PublicKey != nil, worker, m); note != "" {
+		return note, nil
 	}
-	return "", nil
+	if bytes.Equal(from.Id, to.Id) {
+		to = from
+	}
+	from.MessagesSent++
+	if err := put(kv, from); err != nil {
+		return "", err
+	}
+	if err := enqueue(kv, log, to, t); err != nil {
+		return "", err
+	}
+	return "", put(kv, to)
 }
 
 // List returns every instance, in deployment order.
@@ -313,8 +392,15 @@ func Renew(kv store.KV, old, successor []byte) error {
 		return err
 	}
 	for _, c := range all {
-		if bytes.Equal(c.Miner, old) {
-			c.Miner = successor
+		changed := false
+		for _, l := range [][][]byte{c.Miners, c.AwaitingKey} {
+			for i, w := range l {
+				if bytes.Equal(w, old) {
+					l[i], changed = successor, true
+				}
+			}
+		}
+		if changed {
 			if err := put(kv, c); err != nil {
 				return err
 			}

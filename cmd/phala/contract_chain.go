@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/phala-go/phala/chain/contracts"
 	"github.com/phala-go/phala/client"
 	"github.com/phala-go/phala/crypto"
 	"github.com/phala-go/phala/proto/chainpb"
@@ -52,6 +54,28 @@ func resolveWorker(ctx context.Context, g *globals, c *client.Client, s string) 
 	return found, nil
 }
 
+// resolveMiners reads a repeated --miner: each WORKER as resolveWorker
+// reads it, in order, none twice.
+func resolveMiners(ctx context.Context, g *globals, c *client.Client, names []string) ([][]byte, error) {
+	if len(names) == 0 {
+		return nil, errors.New("--miner is required: name the worker that runs the contract (repeat it for redundant miners)")
+	}
+	var keys [][]byte
+	for i, s := range names {
+		w, err := resolveWorker(ctx, g, c, s)
+		if err != nil {
+			return nil, fmt.Errorf("--miner %s: %w", s, err)
+		}
+		for j, k := range keys {
+			if bytes.Equal(k, w.SigningKey) {
+				return nil, fmt.Errorf("--miner %s and --miner %s name the same worker %X", names[j], names[i], k)
+			}
+		}
+		keys = append(keys, w.SigningKey)
+	}
+	return keys, nil
+}
+
 // msgJSON reads --msg: JSON text, or @FILE.
 func msgJSON(s, flag string) ([]byte, error) {
 	b := []byte(s)
@@ -77,16 +101,19 @@ func parseInstance(s string) (crypto.ContractID, error) {
 
 func contractChainCmds(g *globals) []*cobra.Command {
 	var df txFlags
-	var miner, initArgs string
+	var miners []string
+	var initArgs string
 	var wait time.Duration
 	deploy := &cobra.Command{
-		Use:   "deploy FILE.wasm --miner WORKER --from NAME [--init JSON]",
-		Short: "Publish a contract's code and create an instance run by one miner",
+		Use:   "deploy FILE.wasm --miner WORKER [--miner WORKER ...] --from NAME [--init JSON]",
+		Short: "Publish a contract's code and create an instance run by one miner or several redundant ones",
 		Long: `Publish FILE.wasm on chain (compressed; the code and --init are public) and create
 an instance that WORKER runs: a worker's identity key, or the key name of its
-operator. The gatekeepers then derive the contract's key and hand it to the
-miner, which instantiates the contract and runs its initialiser; deploy waits
-for that and prints the instance id.`,
+operator. Repeat --miner for redundant miners (up to ` + strconv.Itoa(contracts.MaxMiners) + `): every one executes
+every input alike, and their state checkpoints are compared on chain. The
+gatekeepers then derive the contract's key and hand it to the miners, which
+instantiate the contract and run its initialiser; deploy waits for that (as
+its first miner with an endpoint reports it) and prints the instance id.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -106,11 +133,11 @@ for that and prints the instance id.`,
 			if err != nil {
 				return err
 			}
-			w, err := resolveWorker(ctx, g, c, miner)
+			keys, err := resolveMiners(ctx, g, c, miners)
 			if err != nil {
-				return fmt.Errorf("--miner: %w", err)
+				return err
 			}
-			id, res, err := c.DeployContract(ctx, key, code, w.SigningKey, init, opts)
+			id, res, err := c.DeployContract(ctx, key, code, keys, init, opts)
 			if err != nil {
 				return err
 			}
@@ -125,19 +152,73 @@ for that and prints the instance id.`,
 			if err != nil {
 				return err
 			}
-			out := map[string]any{"instance": id.String(), "height": res.Height, "tx": res.Hash, "miner": hex.EncodeToString(ct.Miner),
+			out := map[string]any{"instance": id.String(), "height": res.Height, "tx": res.Hash, "miners": hexList(ct.Miners),
 				"code_hash": hex.EncodeToString(ct.CodeHash), "public_key": hex.EncodeToString(ct.PublicKey), "state_root": hex.EncodeToString(ans.StateRoot)}
 			return emit(cmd.OutOrStdout(), g, out, func(w io.Writer) {
-				fmt.Fprintf(w, "keyed by gatekeeper %s in block %d; the miner ran the initialiser\ncode hash:\t%X\nminer:\t\t%X\nstate root:\t%X (block %d)\n",
-					shortHex(hex.EncodeToString(ct.KeyedBy)), ct.KeyedHeight, ct.CodeHash, ct.Miner, ans.StateRoot, ans.Height)
+				fmt.Fprintf(w, "keyed by gatekeeper %s in block %d; the miner ran the initialiser\ncode hash:\t%X\n",
+					shortHex(hex.EncodeToString(ct.KeyedBy)), ct.KeyedHeight, ct.CodeHash)
+				printMiners(w, ct)
+				fmt.Fprintf(w, "state root:\t%X (block %d)\n", ans.StateRoot, ans.Height)
 			})
 		},
 	}
 	df.register(deploy)
-	deploy.Flags().StringVar(&miner, "miner", "", "the worker that runs the contract: identity key (hex) or its operator's key name (required)")
+	deploy.Flags().StringArrayVar(&miners, "miner", nil, "a worker that runs the contract: identity key (hex) or its operator's key name; repeat for redundant miners (required)")
 	deploy.Flags().StringVar(&initArgs, "init", "", "initialiser arguments, JSON or @FILE (public)")
 	deploy.Flags().DurationVar(&wait, "wait", 2*time.Minute, "how long to wait for the key and the initialiser")
 	deploy.MarkFlagRequired("miner")
+
+	var rf txFlags
+	var newMiners []string
+	reassign := &cobra.Command{
+		Use:   "reassign INSTANCE --miner WORKER [--miner WORKER ...] --from NAME",
+		Short: "Replace an instance's miners (its deployer only)",
+		Long: `Give INSTANCE the miners named by --miner (repeat it for redundant miners; each a
+worker's identity key or its operator's key name), as its deployer (--from).
+Miners that stay keep running it; added ones receive the contract's key from a
+gatekeeper and recover its state from the latest encrypted checkpoint on chain
+and the inputs ordered since; removed ones stop and erase it. The chain refuses
+the transaction if --from did not deploy the instance (contracts/9).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			id, err := parseInstance(args[0])
+			if err != nil {
+				return err
+			}
+			key, opts, err := rf.signer(g)
+			if err != nil {
+				return err
+			}
+			c, err := client.New(g.nodeAddr())
+			if err != nil {
+				return err
+			}
+			keys, err := resolveMiners(ctx, g, c, newMiners)
+			if err != nil {
+				return err
+			}
+			res, err := c.ReassignContract(ctx, key, id, keys, opts)
+			if err != nil {
+				return err
+			}
+			// The record as of the committed block: the new miners, and
+			// which of them still wait for their key.
+			ct, err := c.Contract(ctx, id)
+			if err != nil || ct == nil {
+				ct = &chainpb.Contract{Id: id.Bytes(), Miners: keys}
+			}
+			out := map[string]any{"instance": id.String(), "height": res.Height, "tx": res.Hash, "code": res.Code,
+				"miners": hexList(ct.Miners), "awaiting_key": hexList(ct.AwaitingKey)}
+			return emit(cmd.OutOrStdout(), g, out, func(w io.Writer) {
+				fmt.Fprintf(w, "committed in block %d\ntx hash:\t%s\ninstance:\t%s\n", res.Height, res.Hash, id)
+				printMiners(w, ct)
+			})
+		},
+	}
+	rf.register(reassign)
+	reassign.Flags().StringArrayVar(&newMiners, "miner", nil, "a worker to run the contract: identity key (hex) or its operator's key name; repeat for redundant miners (required)")
+	reassign.MarkFlagRequired("miner")
 
 	var cf txFlags
 	var msg string
@@ -277,7 +358,7 @@ contract decides what --from may see.`,
 
 	show := &cobra.Command{
 		Use:   "show INSTANCE",
-		Short: "Show an instance as the chain records it",
+		Short: "Show an instance as the chain records it: miners, inputs, checkpoint, discrepancies",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseInstance(args[0])
@@ -295,7 +376,34 @@ contract decides what --from may see.`,
 			if ct == nil {
 				return fmt.Errorf("no contract %s on this chain", id)
 			}
-			return emit(cmd.OutOrStdout(), g, contractJSON(ct), func(w io.Writer) { printContract(w, ct) })
+			var recs []*chainpb.Discrepancy
+			if ct.Discrepancies > 0 {
+				ds, err := c.Discrepancies(cmd.Context())
+				if err != nil {
+					return err
+				}
+				for _, d := range ds {
+					if bytes.Equal(d.Contract, ct.Id) {
+						recs = append(recs, d)
+					}
+				}
+			}
+			out := contractJSON(ct)
+			views := make([]client.DiscrepancyStatus, len(recs))
+			for i, d := range recs {
+				views[i] = client.DiscrepancyView(d)
+			}
+			out["discrepancy_records"] = views
+			return emit(cmd.OutOrStdout(), g, out, func(w io.Writer) {
+				printContract(w, ct)
+				for _, d := range recs {
+					fmt.Fprintf(w, "  block %d:\tminer %X had state root %X; stored %X by %X (recorded in block %d)\n",
+						d.Height, d.Miner, d.StateRoot, d.StoredRoot, d.StoredBy, d.RecordedHeight)
+				}
+				if n := int(ct.Discrepancies) - len(recs); n > 0 {
+					fmt.Fprintf(w, "  (%d older records are no longer listed by the chain)\n", n)
+				}
+			})
 		},
 	}
 	list := &cobra.Command{
@@ -326,7 +434,7 @@ contract decides what --from may see.`,
 			})
 		},
 	}
-	return []*cobra.Command{deploy, call, query, show, list}
+	return []*cobra.Command{deploy, reassign, call, query, show, list}
 }
 
 // waitInstantiated polls the miner until it reports the instance running.
@@ -357,22 +465,88 @@ func waitInstantiated(ctx context.Context, c *client.Client, key []byte, id cryp
 func contractJSON(ct *chainpb.Contract) map[string]any {
 	id, _ := crypto.ContractIDFromBytes(ct.Id)
 	dep, _ := crypto.AddressFromBytes(ct.Deployer)
+	var cp any // null before the first checkpoint
+	if k := ct.Checkpoint; k != nil {
+		cp = map[string]any{"height": k.Height, "inputs": k.Inputs, "state_root": hex.EncodeToString(k.StateRoot), "chunks": k.Chunks,
+			"size": k.Size, "miner": hex.EncodeToString(k.Miner), "acks": hexList(k.Acks), "stored_height": k.StoredHeight}
+	}
 	return map[string]any{"instance": id.String(), "code_hash": hex.EncodeToString(ct.CodeHash), "code_size": ct.CodeSize,
-		"deployer": dep.String(), "miner": hex.EncodeToString(ct.Miner), "deployed_height": ct.DeployedHeight,
+		"deployer": dep.String(), "miners": hexList(ct.Miners), "awaiting_key": hexList(ct.AwaitingKey), "deployed_height": ct.DeployedHeight,
 		"keyed": ct.PublicKey != nil, "keyed_by": hex.EncodeToString(ct.KeyedBy), "keyed_height": ct.KeyedHeight,
-		"public_key": hex.EncodeToString(ct.PublicKey), "commands": ct.Commands}
+		"public_key": hex.EncodeToString(ct.PublicKey), "commands": ct.Commands, "inputs": ct.Inputs, "inbox_start": ct.InboxStart,
+		"messages_sent": ct.MessagesSent, "checkpoint_interval": ct.CheckpointInterval, "checkpoint": cp, "discrepancies": ct.Discrepancies}
 }
 
 func printContract(w io.Writer, ct *chainpb.Contract) {
 	id, _ := crypto.ContractIDFromBytes(ct.Id)
 	dep, _ := crypto.AddressFromBytes(ct.Deployer)
-	fmt.Fprintf(w, "instance:\t%s\ncode:\t\t%X (%d bytes)\ndeployer:\t%s (block %d)\nminer:\t\t%X\n", id, ct.CodeHash, ct.CodeSize, dep, ct.DeployedHeight, ct.Miner)
+	fmt.Fprintf(w, "instance:\t%s\ncode:\t%X (%d bytes)\ndeployer:\t%s (block %d)\n", id, ct.CodeHash, ct.CodeSize, dep, ct.DeployedHeight)
+	printMiners(w, ct)
 	if ct.PublicKey == nil {
-		fmt.Fprintf(w, "key:\t\tnot yet published by the gatekeepers\n")
+		fmt.Fprintf(w, "key:\tnot yet published by the gatekeepers\n")
 	} else {
-		fmt.Fprintf(w, "key:\t\tpublished by gatekeeper %s in block %d\n", shortHex(hex.EncodeToString(ct.KeyedBy)), ct.KeyedHeight)
+		fmt.Fprintf(w, "key:\tpublished by gatekeeper %s in block %d\n", shortHex(hex.EncodeToString(ct.KeyedBy)), ct.KeyedHeight)
 	}
-	fmt.Fprintf(w, "commands:\t%d\n", ct.Commands)
+	fmt.Fprintf(w, "commands:\t%d\ninputs:\t%d (kept on chain from input %d)\nmessages sent:\t%d\n", ct.Commands, ct.Inputs, ct.InboxStart, ct.MessagesSent)
+	if k := ct.Checkpoint; k == nil {
+		fmt.Fprintf(w, "checkpoint:\tnone yet (taken at multiples of %d blocks once inputs ran)\n", ct.CheckpointInterval)
+	} else {
+		fmt.Fprintf(w, "checkpoint:\tblock %d, covering inputs before %d, stored in block %d\n", k.Height, k.Inputs, k.StoredHeight)
+		fmt.Fprintf(w, "  state root:\t%X\n  size:\t%d bytes in %d chunks\n  miner:\t%X\n", k.StateRoot, k.Size, k.Chunks, k.Miner)
+		if len(k.Acks) == 0 {
+			fmt.Fprintf(w, "  acks:\tnone\n")
+		}
+		for i, a := range k.Acks {
+			label := ""
+			if i == 0 {
+				label = "  acks:"
+			}
+			fmt.Fprintf(w, "%s\t%X\n", label, a)
+		}
+	}
+	fmt.Fprintf(w, "discrepancies:\t%d\n", ct.Discrepancies)
+}
+
+// printMiners lists ct's miners, marking those still waiting for a
+// gatekeeper to seal them the contract's key.
+func printMiners(w io.Writer, ct *chainpb.Contract) {
+	if len(ct.Miners) == 0 {
+		fmt.Fprintf(w, "miners:\tnone (reassign it with `phala contract reassign`)\n")
+	}
+	for i, m := range ct.Miners {
+		label := ""
+		if i == 0 {
+			label = "miners:"
+		}
+		note := ""
+		if containsKey(ct.AwaitingKey, m) {
+			note = " (awaiting its key)"
+		}
+		fmt.Fprintf(w, "%s\t%X%s\n", label, m, note)
+	}
+	for _, a := range ct.AwaitingKey {
+		if !containsKey(ct.Miners, a) {
+			fmt.Fprintf(w, "awaiting key:\t%X\n", a)
+		}
+	}
+}
+
+func containsKey(keys [][]byte, k []byte) bool {
+	for _, x := range keys {
+		if bytes.Equal(x, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// hexList is keys in hex, an empty list rather than null in JSON.
+func hexList(keys [][]byte) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = hex.EncodeToString(k)
+	}
+	return out
 }
 
 func eventsJSON(evs [][]byte) []json.RawMessage {

@@ -129,7 +129,13 @@ logs to a file next to its data (HOME/nodeI/node.log, HOME/workers/NAME/pruntime
 and host.log, HOME/attestd/attestd.log) and records its pid beside it (.pid). A
 process that exits on its own is restarted after a second, as a service manager
 would; one that keeps failing within seconds of its start is given up on. Ctrl-C
-stops them all.`,
+stops them all.
+
+To hold a process down (runit's convention), create a .down file beside its log,
+e.g. HOME/workers/miner1/pruntime.down or HOME/workers/miner1/host.down: while it
+exists, the process is not restarted when it exits (stop it yourself, e.g. kill
+the pid in its .pid file) and is not started when the localnet starts. Remove
+the file and the process is started again within about a second.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			home := localnetHome(cmd, g)
@@ -181,6 +187,15 @@ type process struct {
 }
 
 func (p process) pidFile() string { return strings.TrimSuffix(p.Log, ".log") + ".pid" }
+
+// downFile is Log with .down for .log: while it exists the supervisor
+// leaves the process stopped (runit's convention).
+func (p process) downFile() string { return strings.TrimSuffix(p.Log, ".log") + ".down" }
+
+func (p process) held() bool {
+	_, err := os.Stat(p.downFile())
+	return err == nil
+}
 
 // localnetProcesses lists a localnet's programs in start order: validators,
 // the attestation service, pRuntimes, hosts. Hosts spread over the
@@ -237,11 +252,13 @@ func lockLocalnet(home string) (func(), error) {
 
 // Restart policy: a process that exits on its own is restarted after
 // restartDelay; one that exits within quickExit of its start quickFailures
-// times in a row is given up on.
+// times in a row is given up on. One whose down file exists is left
+// stopped; the supervisor looks for the file's removal every downPoll.
 const (
 	restartDelay  = time.Second
 	quickExit     = 10 * time.Second
 	quickFailures = 3
+	downPoll      = 250 * time.Millisecond
 )
 
 // lockedWriter serialises the supervisor's and the launch follower's lines.
@@ -256,7 +273,8 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 	return l.w.Write(b)
 }
 
-// supervise runs procs until ctx ends, then stops them all.
+// supervise runs procs until ctx ends, then stops them all. A process
+// whose down file exists is not started or restarted until it is removed.
 func supervise(ctx context.Context, w io.Writer, self, home string, e devnet.Endpoints, procs []process) error {
 	out := &lockedWriter{w: w}
 	type exit struct {
@@ -290,8 +308,19 @@ func supervise(ctx context.Context, w io.Writer, self, home string, e devnet.End
 		}()
 		return nil
 	}
+	held := make([]bool, len(procs)) // stopped while its down file exists
+	nheld := 0
+	hold := func(i int) {
+		held[i] = true
+		nheld++
+		fmt.Fprintf(out, "%s stays down while %s exists; remove that file to start it\n", procs[i].Name, procs[i].downFile())
+	}
 	alive := 0
 	for i := range procs {
+		if procs[i].held() {
+			hold(i)
+			continue
+		}
 		if err := startOne(i); err != nil {
 			stopAll(running)
 			return err
@@ -312,7 +341,9 @@ func supervise(ctx context.Context, w io.Writer, self, home string, e devnet.End
 	failures := make([]int, len(procs))
 	restart := make(chan int, len(procs))
 	pending := 0 // exited processes waiting for their restart
-	for alive+pending > 0 {
+	poll := time.NewTicker(downPoll)
+	defer poll.Stop()
+	for alive+pending+nheld > 0 {
 		select {
 		case <-ctx.Done():
 			stopAll(running)
@@ -326,6 +357,12 @@ func supervise(ctx context.Context, w io.Writer, self, home string, e devnet.End
 			alive--
 			running[x.i] = nil
 			p := procs[x.i]
+			if p.held() {
+				fmt.Fprintf(out, "%s exited (%v); not restarting it\n", p.Name, x.err)
+				failures[x.i] = 0
+				hold(x.i)
+				continue
+			}
 			if x.ran < quickExit {
 				failures[x.i]++
 			} else {
@@ -341,12 +378,31 @@ func supervise(ctx context.Context, w io.Writer, self, home string, e devnet.End
 			go func() { time.Sleep(restartDelay); restart <- x.i }()
 		case i := <-restart:
 			pending--
+			if procs[i].held() {
+				hold(i)
+				continue
+			}
 			if err := startOne(i); err != nil {
 				fmt.Fprintf(out, "%v; not restarting it\n", err)
 				continue
 			}
 			alive++
 			fmt.Fprintf(out, "%s restarted (pid %d)\n", procs[i].Name, running[i].Process.Pid)
+		case <-poll.C:
+			for i, p := range procs {
+				if !held[i] || p.held() {
+					continue
+				}
+				held[i] = false
+				nheld--
+				failures[i] = 0
+				if err := startOne(i); err != nil {
+					fmt.Fprintf(out, "%v; not starting it\n", err)
+					continue
+				}
+				alive++
+				fmt.Fprintf(out, "%s started (pid %d): %s was removed\n", p.Name, running[i].Process.Pid, p.downFile())
+			}
 		}
 	}
 	return errors.New("every process has exited; see their .log files")

@@ -186,6 +186,19 @@ func printWorkers(w io.Writer, st *client.Status) {
 		case wk.Renews != "":
 			note = "\trenews " + shortHex(wk.Renews)
 		}
+		switch {
+		case wk.Discrepancies == 1:
+			note += "\t1 discrepancy"
+		case wk.Discrepancies > 1:
+			note += fmt.Sprintf("\t%d discrepancies", wk.Discrepancies)
+		}
 		fmt.Fprintf(w, "  %s\t%s\tmeasurement %s\texpires %s%s\n", shortHex(wk.Worker), wk.Platform, shortHex(wk.Measurement), expiry, note)
+	}
+	if len(st.Discrepancies) > 0 {
+		fmt.Fprintf(w, "discrepancies:\t%d (a redundant miner's checkpoint root differed from the stored one)\n", len(st.Discrepancies))
+	}
+	for _, d := range st.Discrepancies {
+		fmt.Fprintf(w, "  %s\tblock %d\tminer %s root %s\tstored %s by %s\n",
+			d.Contract, d.Height, shortHex(d.Miner), shortHex(d.StateRoot), shortHex(d.StoredRoot), shortHex(d.StoredBy))
 	}
 }

@@ -153,6 +153,7 @@ type WorkerMessage struct {
 	//	*WorkerMessage_Confirm
 	//	*WorkerMessage_ContractKey
 	//	*WorkerMessage_ContractMessage
+	//	*WorkerMessage_ContractCheckpoint
 	Kind          isWorkerMessage_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -231,6 +232,15 @@ func (x *WorkerMessage) GetContractMessage() *ContractMessage {
 	return nil
 }
 
+func (x *WorkerMessage) GetContractCheckpoint() *ContractCheckpoint {
+	if x != nil {
+		if x, ok := x.Kind.(*WorkerMessage_ContractCheckpoint); ok {
+			return x.ContractCheckpoint
+		}
+	}
+	return nil
+}
+
 type isWorkerMessage_Kind interface {
 	isWorkerMessage_Kind()
 }
@@ -251,6 +261,10 @@ type WorkerMessage_ContractMessage struct {
 	ContractMessage *ContractMessage `protobuf:"bytes,13,opt,name=contract_message,json=contractMessage,proto3,oneof"`
 }
 
+type WorkerMessage_ContractCheckpoint struct {
+	ContractCheckpoint *ContractCheckpoint `protobuf:"bytes,14,opt,name=contract_checkpoint,json=contractCheckpoint,proto3,oneof"`
+}
+
 func (*WorkerMessage_Handover) isWorkerMessage_Kind() {}
 
 func (*WorkerMessage_Confirm) isWorkerMessage_Kind() {}
@@ -258,6 +272,8 @@ func (*WorkerMessage_Confirm) isWorkerMessage_Kind() {}
 func (*WorkerMessage_ContractKey) isWorkerMessage_Kind() {}
 
 func (*WorkerMessage_ContractMessage) isWorkerMessage_Kind() {}
+
+func (*WorkerMessage_ContractCheckpoint) isWorkerMessage_Kind() {}
 
 // RootKeyHandover is the genesis worker sealing the root key to each
 // elected gatekeeper of an election round.
@@ -321,60 +337,6 @@ func (x *RootKeyHandover) GetKeys() []*SealedKey {
 	return nil
 }
 
-// SealedKey is a secret sealed (crypto.Seal) to one worker's HPKE key.
-type SealedKey struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// recipient is the worker's identity key.
-	Recipient     []byte `protobuf:"bytes,1,opt,name=recipient,proto3" json:"recipient,omitempty"`
-	Envelope      []byte `protobuf:"bytes,2,opt,name=envelope,proto3" json:"envelope,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *SealedKey) Reset() {
-	*x = SealedKey{}
-	mi := &file_phala_chain_v1_worker_proto_msgTypes[4]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *SealedKey) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*SealedKey) ProtoMessage() {}
-
-func (x *SealedKey) ProtoReflect() protoreflect.Message {
-	mi := &file_phala_chain_v1_worker_proto_msgTypes[4]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use SealedKey.ProtoReflect.Descriptor instead.
-func (*SealedKey) Descriptor() ([]byte, []int) {
-	return file_phala_chain_v1_worker_proto_rawDescGZIP(), []int{4}
-}
-
-func (x *SealedKey) GetRecipient() []byte {
-	if x != nil {
-		return x.Recipient
-	}
-	return nil
-}
-
-func (x *SealedKey) GetEnvelope() []byte {
-	if x != nil {
-		return x.Envelope
-	}
-	return nil
-}
-
 // GatekeeperConfirm is an elected gatekeeper stating that its pRuntime
 // holds the root key whose public key it names.
 type GatekeeperConfirm struct {
@@ -387,7 +349,7 @@ type GatekeeperConfirm struct {
 
 func (x *GatekeeperConfirm) Reset() {
 	*x = GatekeeperConfirm{}
-	mi := &file_phala_chain_v1_worker_proto_msgTypes[5]
+	mi := &file_phala_chain_v1_worker_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -399,7 +361,7 @@ func (x *GatekeeperConfirm) String() string {
 func (*GatekeeperConfirm) ProtoMessage() {}
 
 func (x *GatekeeperConfirm) ProtoReflect() protoreflect.Message {
-	mi := &file_phala_chain_v1_worker_proto_msgTypes[5]
+	mi := &file_phala_chain_v1_worker_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -412,7 +374,7 @@ func (x *GatekeeperConfirm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatekeeperConfirm.ProtoReflect.Descriptor instead.
 func (*GatekeeperConfirm) Descriptor() ([]byte, []int) {
-	return file_phala_chain_v1_worker_proto_rawDescGZIP(), []int{5}
+	return file_phala_chain_v1_worker_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GatekeeperConfirm) GetRound() uint64 {
@@ -441,7 +403,7 @@ type MsgStake struct {
 
 func (x *MsgStake) Reset() {
 	*x = MsgStake{}
-	mi := &file_phala_chain_v1_worker_proto_msgTypes[6]
+	mi := &file_phala_chain_v1_worker_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -453,7 +415,7 @@ func (x *MsgStake) String() string {
 func (*MsgStake) ProtoMessage() {}
 
 func (x *MsgStake) ProtoReflect() protoreflect.Message {
-	mi := &file_phala_chain_v1_worker_proto_msgTypes[6]
+	mi := &file_phala_chain_v1_worker_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -466,7 +428,7 @@ func (x *MsgStake) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MsgStake.ProtoReflect.Descriptor instead.
 func (*MsgStake) Descriptor() ([]byte, []int) {
-	return file_phala_chain_v1_worker_proto_rawDescGZIP(), []int{6}
+	return file_phala_chain_v1_worker_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *MsgStake) GetWorker() []byte {
@@ -495,7 +457,7 @@ type MsgNominate struct {
 
 func (x *MsgNominate) Reset() {
 	*x = MsgNominate{}
-	mi := &file_phala_chain_v1_worker_proto_msgTypes[7]
+	mi := &file_phala_chain_v1_worker_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -507,7 +469,7 @@ func (x *MsgNominate) String() string {
 func (*MsgNominate) ProtoMessage() {}
 
 func (x *MsgNominate) ProtoReflect() protoreflect.Message {
-	mi := &file_phala_chain_v1_worker_proto_msgTypes[7]
+	mi := &file_phala_chain_v1_worker_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -520,7 +482,7 @@ func (x *MsgNominate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MsgNominate.ProtoReflect.Descriptor instead.
 func (*MsgNominate) Descriptor() ([]byte, []int) {
-	return file_phala_chain_v1_worker_proto_rawDescGZIP(), []int{7}
+	return file_phala_chain_v1_worker_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *MsgNominate) GetTargets() [][]byte {
@@ -550,7 +512,7 @@ type Gatekeeper struct {
 
 func (x *Gatekeeper) Reset() {
 	*x = Gatekeeper{}
-	mi := &file_phala_chain_v1_worker_proto_msgTypes[8]
+	mi := &file_phala_chain_v1_worker_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -562,7 +524,7 @@ func (x *Gatekeeper) String() string {
 func (*Gatekeeper) ProtoMessage() {}
 
 func (x *Gatekeeper) ProtoReflect() protoreflect.Message {
-	mi := &file_phala_chain_v1_worker_proto_msgTypes[8]
+	mi := &file_phala_chain_v1_worker_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -575,7 +537,7 @@ func (x *Gatekeeper) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gatekeeper.ProtoReflect.Descriptor instead.
 func (*Gatekeeper) Descriptor() ([]byte, []int) {
-	return file_phala_chain_v1_worker_proto_rawDescGZIP(), []int{8}
+	return file_phala_chain_v1_worker_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Gatekeeper) GetSigningKey() []byte {
@@ -614,7 +576,7 @@ type GatekeepersElected struct {
 
 func (x *GatekeepersElected) Reset() {
 	*x = GatekeepersElected{}
-	mi := &file_phala_chain_v1_worker_proto_msgTypes[9]
+	mi := &file_phala_chain_v1_worker_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -626,7 +588,7 @@ func (x *GatekeepersElected) String() string {
 func (*GatekeepersElected) ProtoMessage() {}
 
 func (x *GatekeepersElected) ProtoReflect() protoreflect.Message {
-	mi := &file_phala_chain_v1_worker_proto_msgTypes[9]
+	mi := &file_phala_chain_v1_worker_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -639,7 +601,7 @@ func (x *GatekeepersElected) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatekeepersElected.ProtoReflect.Descriptor instead.
 func (*GatekeepersElected) Descriptor() ([]byte, []int) {
-	return file_phala_chain_v1_worker_proto_rawDescGZIP(), []int{9}
+	return file_phala_chain_v1_worker_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GatekeepersElected) GetRound() uint64 {
@@ -682,7 +644,7 @@ type ElectionExpired struct {
 
 func (x *ElectionExpired) Reset() {
 	*x = ElectionExpired{}
-	mi := &file_phala_chain_v1_worker_proto_msgTypes[10]
+	mi := &file_phala_chain_v1_worker_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -694,7 +656,7 @@ func (x *ElectionExpired) String() string {
 func (*ElectionExpired) ProtoMessage() {}
 
 func (x *ElectionExpired) ProtoReflect() protoreflect.Message {
-	mi := &file_phala_chain_v1_worker_proto_msgTypes[10]
+	mi := &file_phala_chain_v1_worker_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -707,7 +669,7 @@ func (x *ElectionExpired) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ElectionExpired.ProtoReflect.Descriptor instead.
 func (*ElectionExpired) Descriptor() ([]byte, []int) {
-	return file_phala_chain_v1_worker_proto_rawDescGZIP(), []int{10}
+	return file_phala_chain_v1_worker_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ElectionExpired) GetRound() uint64 {
@@ -736,7 +698,7 @@ type Launched struct {
 
 func (x *Launched) Reset() {
 	*x = Launched{}
-	mi := &file_phala_chain_v1_worker_proto_msgTypes[11]
+	mi := &file_phala_chain_v1_worker_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -748,7 +710,7 @@ func (x *Launched) String() string {
 func (*Launched) ProtoMessage() {}
 
 func (x *Launched) ProtoReflect() protoreflect.Message {
-	mi := &file_phala_chain_v1_worker_proto_msgTypes[11]
+	mi := &file_phala_chain_v1_worker_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -761,7 +723,7 @@ func (x *Launched) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Launched.ProtoReflect.Descriptor instead.
 func (*Launched) Descriptor() ([]byte, []int) {
-	return file_phala_chain_v1_worker_proto_rawDescGZIP(), []int{11}
+	return file_phala_chain_v1_worker_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Launched) GetRound() uint64 {
@@ -795,7 +757,7 @@ type WorkerRetired struct {
 
 func (x *WorkerRetired) Reset() {
 	*x = WorkerRetired{}
-	mi := &file_phala_chain_v1_worker_proto_msgTypes[12]
+	mi := &file_phala_chain_v1_worker_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -807,7 +769,7 @@ func (x *WorkerRetired) String() string {
 func (*WorkerRetired) ProtoMessage() {}
 
 func (x *WorkerRetired) ProtoReflect() protoreflect.Message {
-	mi := &file_phala_chain_v1_worker_proto_msgTypes[12]
+	mi := &file_phala_chain_v1_worker_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -820,7 +782,7 @@ func (x *WorkerRetired) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerRetired.ProtoReflect.Descriptor instead.
 func (*WorkerRetired) Descriptor() ([]byte, []int) {
-	return file_phala_chain_v1_worker_proto_rawDescGZIP(), []int{12}
+	return file_phala_chain_v1_worker_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *WorkerRetired) GetWorker() []byte {
@@ -847,7 +809,7 @@ type LaunchState struct {
 
 func (x *LaunchState) Reset() {
 	*x = LaunchState{}
-	mi := &file_phala_chain_v1_worker_proto_msgTypes[13]
+	mi := &file_phala_chain_v1_worker_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -859,7 +821,7 @@ func (x *LaunchState) String() string {
 func (*LaunchState) ProtoMessage() {}
 
 func (x *LaunchState) ProtoReflect() protoreflect.Message {
-	mi := &file_phala_chain_v1_worker_proto_msgTypes[13]
+	mi := &file_phala_chain_v1_worker_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -872,7 +834,7 @@ func (x *LaunchState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LaunchState.ProtoReflect.Descriptor instead.
 func (*LaunchState) Descriptor() ([]byte, []int) {
-	return file_phala_chain_v1_worker_proto_rawDescGZIP(), []int{13}
+	return file_phala_chain_v1_worker_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LaunchState) GetPhase() string {
@@ -951,7 +913,7 @@ var file_phala_chain_v1_worker_proto_rawDesc = string([]byte{
 	0x0a, 0x07, 0x6d, 0x65, 0x73, 0x73, 0x61, 0x67, 0x65, 0x18, 0x01, 0x20, 0x01, 0x28, 0x0b, 0x32,
 	0x1d, 0x2e, 0x70, 0x68, 0x61, 0x6c, 0x61, 0x2e, 0x63, 0x68, 0x61, 0x69, 0x6e, 0x2e, 0x76, 0x31,
 	0x2e, 0x53, 0x69, 0x67, 0x6e, 0x65, 0x64, 0x4d, 0x65, 0x73, 0x73, 0x61, 0x67, 0x65, 0x52, 0x07,
-	0x6d, 0x65, 0x73, 0x73, 0x61, 0x67, 0x65, 0x22, 0xa5, 0x02, 0x0a, 0x0d, 0x57, 0x6f, 0x72, 0x6b,
+	0x6d, 0x65, 0x73, 0x73, 0x61, 0x67, 0x65, 0x22, 0xfc, 0x02, 0x0a, 0x0d, 0x57, 0x6f, 0x72, 0x6b,
 	0x65, 0x72, 0x4d, 0x65, 0x73, 0x73, 0x61, 0x67, 0x65, 0x12, 0x3d, 0x0a, 0x08, 0x68, 0x61, 0x6e,
 	0x64, 0x6f, 0x76, 0x65, 0x72, 0x18, 0x0a, 0x20, 0x01, 0x28, 0x0b, 0x32, 0x1f, 0x2e, 0x70, 0x68,
 	0x61, 0x6c, 0x61, 0x2e, 0x63, 0x68, 0x61, 0x69, 0x6e, 0x2e, 0x76, 0x31, 0x2e, 0x52, 0x6f, 0x6f,
@@ -969,20 +931,21 @@ var file_phala_chain_v1_worker_proto_rawDesc = string([]byte{
 	0x01, 0x28, 0x0b, 0x32, 0x1f, 0x2e, 0x70, 0x68, 0x61, 0x6c, 0x61, 0x2e, 0x63, 0x68, 0x61, 0x69,
 	0x6e, 0x2e, 0x76, 0x31, 0x2e, 0x43, 0x6f, 0x6e, 0x74, 0x72, 0x61, 0x63, 0x74, 0x4d, 0x65, 0x73,
 	0x73, 0x61, 0x67, 0x65, 0x48, 0x00, 0x52, 0x0f, 0x63, 0x6f, 0x6e, 0x74, 0x72, 0x61, 0x63, 0x74,
-	0x4d, 0x65, 0x73, 0x73, 0x61, 0x67, 0x65, 0x42, 0x06, 0x0a, 0x04, 0x6b, 0x69, 0x6e, 0x64, 0x22,
-	0x7e, 0x0a, 0x0f, 0x52, 0x6f, 0x6f, 0x74, 0x4b, 0x65, 0x79, 0x48, 0x61, 0x6e, 0x64, 0x6f, 0x76,
-	0x65, 0x72, 0x12, 0x14, 0x0a, 0x05, 0x72, 0x6f, 0x75, 0x6e, 0x64, 0x18, 0x01, 0x20, 0x01, 0x28,
-	0x04, 0x52, 0x05, 0x72, 0x6f, 0x75, 0x6e, 0x64, 0x12, 0x26, 0x0a, 0x0f, 0x72, 0x6f, 0x6f, 0x74,
-	0x5f, 0x70, 0x75, 0x62, 0x6c, 0x69, 0x63, 0x5f, 0x6b, 0x65, 0x79, 0x18, 0x02, 0x20, 0x01, 0x28,
-	0x0c, 0x52, 0x0d, 0x72, 0x6f, 0x6f, 0x74, 0x50, 0x75, 0x62, 0x6c, 0x69, 0x63, 0x4b, 0x65, 0x79,
-	0x12, 0x2d, 0x0a, 0x04, 0x6b, 0x65, 0x79, 0x73, 0x18, 0x03, 0x20, 0x03, 0x28, 0x0b, 0x32, 0x19,
-	0x2e, 0x70, 0x68, 0x61, 0x6c, 0x61, 0x2e, 0x63, 0x68, 0x61, 0x69, 0x6e, 0x2e, 0x76, 0x31, 0x2e,
-	0x53, 0x65, 0x61, 0x6c, 0x65, 0x64, 0x4b, 0x65, 0x79, 0x52, 0x04, 0x6b, 0x65, 0x79, 0x73, 0x22,
-	0x45, 0x0a, 0x09, 0x53, 0x65, 0x61, 0x6c, 0x65, 0x64, 0x4b, 0x65, 0x79, 0x12, 0x1c, 0x0a, 0x09,
-	0x72, 0x65, 0x63, 0x69, 0x70, 0x69, 0x65, 0x6e, 0x74, 0x18, 0x01, 0x20, 0x01, 0x28, 0x0c, 0x52,
-	0x09, 0x72, 0x65, 0x63, 0x69, 0x70, 0x69, 0x65, 0x6e, 0x74, 0x12, 0x1a, 0x0a, 0x08, 0x65, 0x6e,
-	0x76, 0x65, 0x6c, 0x6f, 0x70, 0x65, 0x18, 0x02, 0x20, 0x01, 0x28, 0x0c, 0x52, 0x08, 0x65, 0x6e,
-	0x76, 0x65, 0x6c, 0x6f, 0x70, 0x65, 0x22, 0x51, 0x0a, 0x11, 0x47, 0x61, 0x74, 0x65, 0x6b, 0x65,
+	0x4d, 0x65, 0x73, 0x73, 0x61, 0x67, 0x65, 0x12, 0x55, 0x0a, 0x13, 0x63, 0x6f, 0x6e, 0x74, 0x72,
+	0x61, 0x63, 0x74, 0x5f, 0x63, 0x68, 0x65, 0x63, 0x6b, 0x70, 0x6f, 0x69, 0x6e, 0x74, 0x18, 0x0e,
+	0x20, 0x01, 0x28, 0x0b, 0x32, 0x22, 0x2e, 0x70, 0x68, 0x61, 0x6c, 0x61, 0x2e, 0x63, 0x68, 0x61,
+	0x69, 0x6e, 0x2e, 0x76, 0x31, 0x2e, 0x43, 0x6f, 0x6e, 0x74, 0x72, 0x61, 0x63, 0x74, 0x43, 0x68,
+	0x65, 0x63, 0x6b, 0x70, 0x6f, 0x69, 0x6e, 0x74, 0x48, 0x00, 0x52, 0x12, 0x63, 0x6f, 0x6e, 0x74,
+	0x72, 0x61, 0x63, 0x74, 0x43, 0x68, 0x65, 0x63, 0x6b, 0x70, 0x6f, 0x69, 0x6e, 0x74, 0x42, 0x06,
+	0x0a, 0x04, 0x6b, 0x69, 0x6e, 0x64, 0x22, 0x7e, 0x0a, 0x0f, 0x52, 0x6f, 0x6f, 0x74, 0x4b, 0x65,
+	0x79, 0x48, 0x61, 0x6e, 0x64, 0x6f, 0x76, 0x65, 0x72, 0x12, 0x14, 0x0a, 0x05, 0x72, 0x6f, 0x75,
+	0x6e, 0x64, 0x18, 0x01, 0x20, 0x01, 0x28, 0x04, 0x52, 0x05, 0x72, 0x6f, 0x75, 0x6e, 0x64, 0x12,
+	0x26, 0x0a, 0x0f, 0x72, 0x6f, 0x6f, 0x74, 0x5f, 0x70, 0x75, 0x62, 0x6c, 0x69, 0x63, 0x5f, 0x6b,
+	0x65, 0x79, 0x18, 0x02, 0x20, 0x01, 0x28, 0x0c, 0x52, 0x0d, 0x72, 0x6f, 0x6f, 0x74, 0x50, 0x75,
+	0x62, 0x6c, 0x69, 0x63, 0x4b, 0x65, 0x79, 0x12, 0x2d, 0x0a, 0x04, 0x6b, 0x65, 0x79, 0x73, 0x18,
+	0x03, 0x20, 0x03, 0x28, 0x0b, 0x32, 0x19, 0x2e, 0x70, 0x68, 0x61, 0x6c, 0x61, 0x2e, 0x63, 0x68,
+	0x61, 0x69, 0x6e, 0x2e, 0x76, 0x31, 0x2e, 0x53, 0x65, 0x61, 0x6c, 0x65, 0x64, 0x4b, 0x65, 0x79,
+	0x52, 0x04, 0x6b, 0x65, 0x79, 0x73, 0x22, 0x51, 0x0a, 0x11, 0x47, 0x61, 0x74, 0x65, 0x6b, 0x65,
 	0x65, 0x70, 0x65, 0x72, 0x43, 0x6f, 0x6e, 0x66, 0x69, 0x72, 0x6d, 0x12, 0x14, 0x0a, 0x05, 0x72,
 	0x6f, 0x75, 0x6e, 0x64, 0x18, 0x01, 0x20, 0x01, 0x28, 0x04, 0x52, 0x05, 0x72, 0x6f, 0x75, 0x6e,
 	0x64, 0x12, 0x26, 0x0a, 0x0f, 0x72, 0x6f, 0x6f, 0x74, 0x5f, 0x70, 0x75, 0x62, 0x6c, 0x69, 0x63,
@@ -1061,39 +1024,41 @@ func file_phala_chain_v1_worker_proto_rawDescGZIP() []byte {
 	return file_phala_chain_v1_worker_proto_rawDescData
 }
 
-var file_phala_chain_v1_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_phala_chain_v1_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_phala_chain_v1_worker_proto_goTypes = []any{
 	(*SignedMessage)(nil),      // 0: phala.chain.v1.SignedMessage
 	(*MsgSubmitMessage)(nil),   // 1: phala.chain.v1.MsgSubmitMessage
 	(*WorkerMessage)(nil),      // 2: phala.chain.v1.WorkerMessage
 	(*RootKeyHandover)(nil),    // 3: phala.chain.v1.RootKeyHandover
-	(*SealedKey)(nil),          // 4: phala.chain.v1.SealedKey
-	(*GatekeeperConfirm)(nil),  // 5: phala.chain.v1.GatekeeperConfirm
-	(*MsgStake)(nil),           // 6: phala.chain.v1.MsgStake
-	(*MsgNominate)(nil),        // 7: phala.chain.v1.MsgNominate
-	(*Gatekeeper)(nil),         // 8: phala.chain.v1.Gatekeeper
-	(*GatekeepersElected)(nil), // 9: phala.chain.v1.GatekeepersElected
-	(*ElectionExpired)(nil),    // 10: phala.chain.v1.ElectionExpired
-	(*Launched)(nil),           // 11: phala.chain.v1.Launched
-	(*WorkerRetired)(nil),      // 12: phala.chain.v1.WorkerRetired
-	(*LaunchState)(nil),        // 13: phala.chain.v1.LaunchState
-	(*ContractKey)(nil),        // 14: phala.chain.v1.ContractKey
-	(*ContractMessage)(nil),    // 15: phala.chain.v1.ContractMessage
+	(*GatekeeperConfirm)(nil),  // 4: phala.chain.v1.GatekeeperConfirm
+	(*MsgStake)(nil),           // 5: phala.chain.v1.MsgStake
+	(*MsgNominate)(nil),        // 6: phala.chain.v1.MsgNominate
+	(*Gatekeeper)(nil),         // 7: phala.chain.v1.Gatekeeper
+	(*GatekeepersElected)(nil), // 8: phala.chain.v1.GatekeepersElected
+	(*ElectionExpired)(nil),    // 9: phala.chain.v1.ElectionExpired
+	(*Launched)(nil),           // 10: phala.chain.v1.Launched
+	(*WorkerRetired)(nil),      // 11: phala.chain.v1.WorkerRetired
+	(*LaunchState)(nil),        // 12: phala.chain.v1.LaunchState
+	(*ContractKey)(nil),        // 13: phala.chain.v1.ContractKey
+	(*ContractMessage)(nil),    // 14: phala.chain.v1.ContractMessage
+	(*ContractCheckpoint)(nil), // 15: phala.chain.v1.ContractCheckpoint
+	(*SealedKey)(nil),          // 16: phala.chain.v1.SealedKey
 }
 var file_phala_chain_v1_worker_proto_depIdxs = []int32{
 	0,  // 0: phala.chain.v1.MsgSubmitMessage.message:type_name -> phala.chain.v1.SignedMessage
 	3,  // 1: phala.chain.v1.WorkerMessage.handover:type_name -> phala.chain.v1.RootKeyHandover
-	5,  // 2: phala.chain.v1.WorkerMessage.confirm:type_name -> phala.chain.v1.GatekeeperConfirm
-	14, // 3: phala.chain.v1.WorkerMessage.contract_key:type_name -> phala.chain.v1.ContractKey
-	15, // 4: phala.chain.v1.WorkerMessage.contract_message:type_name -> phala.chain.v1.ContractMessage
-	4,  // 5: phala.chain.v1.RootKeyHandover.keys:type_name -> phala.chain.v1.SealedKey
-	8,  // 6: phala.chain.v1.GatekeepersElected.gatekeepers:type_name -> phala.chain.v1.Gatekeeper
-	8,  // 7: phala.chain.v1.LaunchState.elected:type_name -> phala.chain.v1.Gatekeeper
-	8,  // [8:8] is the sub-list for method output_type
-	8,  // [8:8] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	4,  // 2: phala.chain.v1.WorkerMessage.confirm:type_name -> phala.chain.v1.GatekeeperConfirm
+	13, // 3: phala.chain.v1.WorkerMessage.contract_key:type_name -> phala.chain.v1.ContractKey
+	14, // 4: phala.chain.v1.WorkerMessage.contract_message:type_name -> phala.chain.v1.ContractMessage
+	15, // 5: phala.chain.v1.WorkerMessage.contract_checkpoint:type_name -> phala.chain.v1.ContractCheckpoint
+	16, // 6: phala.chain.v1.RootKeyHandover.keys:type_name -> phala.chain.v1.SealedKey
+	7,  // 7: phala.chain.v1.GatekeepersElected.gatekeepers:type_name -> phala.chain.v1.Gatekeeper
+	7,  // 8: phala.chain.v1.LaunchState.elected:type_name -> phala.chain.v1.Gatekeeper
+	9,  // [9:9] is the sub-list for method output_type
+	9,  // [9:9] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_phala_chain_v1_worker_proto_init() }
@@ -1107,6 +1072,7 @@ func file_phala_chain_v1_worker_proto_init() {
 		(*WorkerMessage_Confirm)(nil),
 		(*WorkerMessage_ContractKey)(nil),
 		(*WorkerMessage_ContractMessage)(nil),
+		(*WorkerMessage_ContractCheckpoint)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1114,7 +1080,7 @@ func file_phala_chain_v1_worker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_phala_chain_v1_worker_proto_rawDesc), len(file_phala_chain_v1_worker_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -28,6 +28,7 @@ const (
 	PRuntime_Info_FullMethodName            = "/phala.pruntime.v1.PRuntime/Info"
 	PRuntime_RenewIdentity_FullMethodName   = "/phala.pruntime.v1.PRuntime/RenewIdentity"
 	PRuntime_Query_FullMethodName           = "/phala.pruntime.v1.PRuntime/Query"
+	PRuntime_RecoverContract_FullMethodName = "/phala.pruntime.v1.PRuntime/RecoverContract"
 )
 
 // PRuntimeClient is the client API for PRuntime service.
@@ -68,6 +69,11 @@ type PRuntimeClient interface {
 	// Query answers a user's sealed, signed contract query from the last
 	// executed snapshot; it never waits for a sync in progress.
 	Query(ctx context.Context, in *QueryRequest, opts ...grpc.CallOption) (*QueryResponse, error)
+	// RecoverContract feeds a contract this worker was assigned (see
+	// InfoResponse.recovering) its latest checkpoint and inbox, each value
+	// proven against the state committed by pRuntime's newest trusted
+	// header. Calls continue until the response says done.
+	RecoverContract(ctx context.Context, in *RecoverRequest, opts ...grpc.CallOption) (*RecoverResponse, error)
 }
 
 type pRuntimeClient struct {
@@ -168,6 +174,16 @@ func (c *pRuntimeClient) Query(ctx context.Context, in *QueryRequest, opts ...gr
 	return out, nil
 }
 
+func (c *pRuntimeClient) RecoverContract(ctx context.Context, in *RecoverRequest, opts ...grpc.CallOption) (*RecoverResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RecoverResponse)
+	err := c.cc.Invoke(ctx, PRuntime_RecoverContract_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PRuntimeServer is the server API for PRuntime service.
 // All implementations must embed UnimplementedPRuntimeServer
 // for forward compatibility.
@@ -206,6 +222,11 @@ type PRuntimeServer interface {
 	// Query answers a user's sealed, signed contract query from the last
 	// executed snapshot; it never waits for a sync in progress.
 	Query(context.Context, *QueryRequest) (*QueryResponse, error)
+	// RecoverContract feeds a contract this worker was assigned (see
+	// InfoResponse.recovering) its latest checkpoint and inbox, each value
+	// proven against the state committed by pRuntime's newest trusted
+	// header. Calls continue until the response says done.
+	RecoverContract(context.Context, *RecoverRequest) (*RecoverResponse, error)
 	mustEmbedUnimplementedPRuntimeServer()
 }
 
@@ -242,6 +263,9 @@ func (UnimplementedPRuntimeServer) RenewIdentity(context.Context, *RenewIdentity
 }
 func (UnimplementedPRuntimeServer) Query(context.Context, *QueryRequest) (*QueryResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Query not implemented")
+}
+func (UnimplementedPRuntimeServer) RecoverContract(context.Context, *RecoverRequest) (*RecoverResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RecoverContract not implemented")
 }
 func (UnimplementedPRuntimeServer) mustEmbedUnimplementedPRuntimeServer() {}
 func (UnimplementedPRuntimeServer) testEmbeddedByValue()                  {}
@@ -426,6 +450,24 @@ func _PRuntime_Query_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PRuntime_RecoverContract_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecoverRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PRuntimeServer).RecoverContract(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PRuntime_RecoverContract_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PRuntimeServer).RecoverContract(ctx, req.(*RecoverRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PRuntime_ServiceDesc is the grpc.ServiceDesc for PRuntime service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -468,6 +510,10 @@ var PRuntime_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Query",
 			Handler:    _PRuntime_Query_Handler,
+		},
+		{
+			MethodName: "RecoverContract",
+			Handler:    _PRuntime_RecoverContract_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

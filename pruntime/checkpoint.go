@@ -1,0 +1,141 @@
+package pruntime
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/phala-go/phala/crypto"
+	"github.com/phala-go/phala/internal/inbox"
+	"github.com/phala-go/phala/proto/chainpb"
+)
+
+// A checkpoint's plaintext: the instance's place in its inputs and
+// messages, and its store, pairs sorted by key:
+//
+//	"phala-ckpt/1" | uvarint inputs | uvarint sent | uvarint n |
+//	n × (uvarint len | key | uvarint len | value)
+//
+// It is sealed under k_c (crypto.SealCheckpoint) bound to the height, the
+// inputs and the store's root, so what opens is what the miner wrote.
+const checkpointMagic = "phala-ckpt/1"
+
+// maxCheckpointBytes bounds a checkpoint (inbox.MaxChunks chunks).
+const maxCheckpointBytes = inbox.MaxChunks * inbox.ChunkBytes
+
+type checkpointState struct {
+	Inputs, Sent uint64
+	Pairs        map[string][]byte
+}
+
+func encodeCheckpoint(s checkpointState) []byte {
+	keys := make([]string, 0, len(s.Pairs))
+	size := len(checkpointMagic) + 30
+	for k, v := range s.Pairs {
+		keys = append(keys, k)
+		size += len(k) + len(v) + 10
+	}
+	slices.Sort(keys)
+	b := make([]byte, 0, size)
+	b = append(b, checkpointMagic...)
+	b = binary.AppendUvarint(b, s.Inputs)
+	b = binary.AppendUvarint(b, s.Sent)
+	b = binary.AppendUvarint(b, uint64(len(keys)))
+	for _, k := range keys {
+		b = binary.AppendUvarint(b, uint64(len(k)))
+		b = append(b, k...)
+		v := s.Pairs[k]
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		b = append(b, v...)
+	}
+	return b
+}
+
+var errCheckpoint = errors.New("malformed checkpoint")
+
+// decodeCheckpoint reverses encodeCheckpoint strictly: keys in increasing
+// order, no trailing bytes.
+func decodeCheckpoint(b []byte) (checkpointState, error) {
+	var s checkpointState
+	if len(b) < len(checkpointMagic) || string(b[:len(checkpointMagic)]) != checkpointMagic {
+		return s, fmt.Errorf("%w: no %q header", errCheckpoint, checkpointMagic)
+	}
+	b = b[len(checkpointMagic):]
+	next := func() (uint64, bool) {
+		v, n := binary.Uvarint(b)
+		if n <= 0 || n != len(binary.AppendUvarint(nil, v)) { // canonical only
+			return 0, false
+		}
+		b = b[n:]
+		return v, true
+	}
+	bytesOf := func() ([]byte, bool) {
+		l, ok := next()
+		if !ok || l > uint64(len(b)) {
+			return nil, false
+		}
+		v := b[:l:l]
+		b = b[l:]
+		return v, true
+	}
+	var ok bool
+	var n uint64
+	if s.Inputs, ok = next(); !ok {
+		return s, fmt.Errorf("%w: inputs", errCheckpoint)
+	}
+	if s.Sent, ok = next(); !ok {
+		return s, fmt.Errorf("%w: sent", errCheckpoint)
+	}
+	if n, ok = next(); !ok || n > uint64(len(b))/2 {
+		return s, fmt.Errorf("%w: pair count", errCheckpoint)
+	}
+	s.Pairs = make(map[string][]byte, n)
+	var last []byte
+	for i := range n {
+		k, ok := bytesOf()
+		if !ok {
+			return s, fmt.Errorf("%w: key %d", errCheckpoint, i)
+		}
+		if i > 0 && string(k) <= string(last) {
+			return s, fmt.Errorf("%w: keys out of order at %d", errCheckpoint, i)
+		}
+		v, ok := bytesOf()
+		if !ok {
+			return s, fmt.Errorf("%w: value %d", errCheckpoint, i)
+		}
+		s.Pairs[string(k)], last = v, k
+	}
+	if len(b) != 0 {
+		return s, fmt.Errorf("%w: %d trailing bytes", errCheckpoint, len(b))
+	}
+	return s, nil
+}
+
+// sendCheckpoint seals the instance's state after block height and sends
+// it in chunks as this worker's messages.
+func (r *Runtime) sendCheckpoint(run *running, c *contractState, height int64) error {
+	root := run.store.Root()
+	plain := encodeCheckpoint(checkpointState{Inputs: c.Inputs, Sent: c.Sent, Pairs: run.store.Pairs()})
+	sealed, err := crypto.SealCheckpoint(c.Key, crypto.CheckpointAD(r.chainID, run.id, height, c.Inputs, root[:]), plain)
+	if err != nil {
+		return err
+	}
+	if len(sealed) > maxCheckpointBytes {
+		r.log.Warn("a contract's state is too large to checkpoint on chain", "contract", run.id.String(), "bytes", len(sealed))
+		return nil
+	}
+	chunks := uint32((len(sealed) + inbox.ChunkBytes - 1) / inbox.ChunkBytes)
+	for i := range chunks {
+		data := sealed[int(i)*inbox.ChunkBytes : min(len(sealed), int(i+1)*inbox.ChunkBytes)]
+		if err := r.send(&chainpb.WorkerMessage{Kind: &chainpb.WorkerMessage_ContractCheckpoint{ContractCheckpoint: &chainpb.ContractCheckpoint{
+			Contract: run.id.Bytes(), Height: height, Inputs: c.Inputs, StateRoot: root[:],
+			Index: i, Chunks: chunks, Size: uint64(len(sealed)), Data: data,
+		}}}); err != nil {
+			return err
+		}
+	}
+	c.CkptInputs = c.Inputs
+	r.log.Info("checkpointed a contract", "contract", run.id.String(), "height", height, "inputs", c.Inputs, "bytes", len(sealed), "chunks", chunks)
+	return nil
+}
