@@ -23,6 +23,7 @@ bench:
 	$(GO) run ./bench/chainbench
 	$(GO) run ./bench/syncbench
 	$(GO) run ./bench/contractbench
+	$(GO) run ./bench/recoverybench
 	$(GO) test -run '^$$' -bench WasmVsNative ./contracts/token
 
 # Each fuzz target for a while (FUZZTIME, default 30s).

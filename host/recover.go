@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -25,17 +26,21 @@ const proofFetchers = 8
 // k_c for (InfoResponse.recovering), one step each. busy reports whether
 // a recovery has more to do.
 func (h *Host) recoverContracts(ctx context.Context, info *pruntimepb.InfoResponse) (busy bool, err error) {
+	var errs []error
 	for _, rc := range info.Recovering {
 		if !rc.Keyed {
 			continue
 		}
+		// One contract that cannot recover now does not hold up the others.
 		req, err := RecoveryRequest(ctx, h.cfg.Chain, info.Height, rc, MaxRecoveryInputs)
 		if err != nil {
-			return false, fmt.Errorf("fetch contract %X's recovery: %w", rc.Contract, err)
+			errs = append(errs, fmt.Errorf("fetch contract %X's recovery: %w", rc.Contract, err))
+			continue
 		}
 		resp, err := h.cfg.PRuntime.RecoverContract(ctx, req)
 		if err != nil {
-			return false, fmt.Errorf("recover contract %X: %w", rc.Contract, err)
+			errs = append(errs, fmt.Errorf("recover contract %X: %w", rc.Contract, err))
+			continue
 		}
 		id, _ := crypto.ContractIDFromBytes(rc.Contract)
 		if resp.Done {
@@ -45,7 +50,7 @@ func (h *Host) recoverContracts(ctx context.Context, info *pruntimepb.InfoRespon
 			h.log.Info("recovering a contract", "contract", id.String(), "next_input", resp.Status.NextInput, "replayed", resp.Replayed)
 		}
 	}
-	return busy, nil
+	return busy, errors.Join(errs...)
 }
 
 // RecoveryRequest builds the next RecoverContract step for a contract
@@ -91,14 +96,51 @@ func RecoveryRequest(ctx context.Context, cl *client.Client, height int64, rc *p
 			req.CodeGzip = code.Value
 		}
 	}
-	var keys [][]byte
-	for n := next; n < ct.Inputs && len(keys) < maxInputs; n++ {
-		keys = append(keys, inbox.InputKey(id, n))
+	// Up to maxInputs inputs and maxRequestInputBytes of them (none beside
+	// a large checkpoint), then on to the end of the last one's block:
+	// pRuntime replays whole blocks only.
+	budget := maxRequestInputBytes
+	for _, v := range req.Checkpoint {
+		budget -= len(v.Value)
 	}
-	if req.Inputs, err = provenValues(ctx, cl, keys, at); err != nil {
-		return nil, err
+	n, lastHeight := next, int64(-1)
+	for n < ct.Inputs && budget > 0 {
+		batch := maxInputs
+		if len(req.Inputs) >= maxInputs {
+			batch = 32 // finishing a block
+		}
+		var keys [][]byte
+		for ; n < ct.Inputs && len(keys) < batch; n++ {
+			keys = append(keys, inbox.InputKey(id, n))
+		}
+		vs, err := provenValues(ctx, cl, keys, at)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range vs {
+			h := inputHeight(v.Value)
+			if len(req.Inputs) >= maxInputs && h != lastHeight {
+				return req, nil // the block is complete
+			}
+			req.Inputs, lastHeight, budget = append(req.Inputs, v), h, budget-len(v.Value)
+		}
 	}
 	return req, nil
+}
+
+// maxRequestInputBytes budgets a RecoverContract call's checkpoint and
+// inputs, well under pRuntime's 64 MiB message limit.
+const maxRequestInputBytes = 24 << 20
+
+// inputHeight is the block of an inbox input (-1 if it does not decode;
+// pRuntime refuses it anyway).
+func inputHeight(b []byte) int64 {
+	var in chainpb.ContractInput
+	var ev chainpb.WorkerEvent
+	if proto.Unmarshal(b, &in) != nil || proto.Unmarshal(in.Event, &ev) != nil {
+		return -1
+	}
+	return ev.Height
 }
 
 func provenValue(ctx context.Context, cl *client.Client, key []byte, at int64) (*pruntimepb.ProvenValue, error) {

@@ -63,6 +63,16 @@ type contractState struct {
 	Inputs     uint64 `json:"inputs,omitempty"`
 	Sent       uint64 `json:"sent,omitempty"`
 	CkptInputs uint64 `json:"checkpoint_inputs,omitempty"`
+	// LastInput is the height of the last input executed (or of the
+	// checkpoint recovered from): a checkpoint is due at a multiple of the
+	// interval when it is within the last interval, a rule every miner of
+	// the instance evaluates alike.
+	LastInput int64 `json:"last_input,omitempty"`
+	// KeyedHeight and KeyedIndex place the instance's first key in the
+	// chain's event order: a contract may send to it only from a later
+	// event, in live execution and in any replay alike.
+	KeyedHeight int64  `json:"keyed_height,omitempty"`
+	KeyedIndex  uint32 `json:"keyed_index,omitempty"`
 	// Broken says why the instance cannot run (its code does not compile,
 	// its key does not match, its initialiser failed); commands then
 	// fail with this reason.
@@ -97,6 +107,10 @@ type contractView struct {
 	root   [32]byte
 	broken string
 }
+
+// recoveringNote answers queries to an instance this worker was assigned
+// and has not recovered yet.
+const recoveringNote = "this worker is still taking the contract over (recovering its state); ask again shortly"
 
 // queryView is everything Query needs, swapped whole after each sync so
 // queries never wait for one.
@@ -139,7 +153,13 @@ func (r *Runtime) loadContracts() error {
 		if !c.Mine || c.Broken != "" {
 			continue
 		}
-		if _, err := os.Stat(r.codeFile(c.CodeHash)); err != nil && c.Recovery != nil && !c.Recovery.Loaded {
+		if _, err := os.Stat(r.codeFile(c.CodeHash)); err != nil {
+			// Its code is gone (or never came): take it over again from the
+			// chain's checkpoint and inbox, code included.
+			if c.Recovery == nil {
+				c.Recovery = &recovery{}
+			}
+			c.Live, c.Recovery.Keyed, c.Recovery.Loaded = false, c.Key != nil, false
 			continue
 		}
 		if err := r.startInstance(k, c); err != nil {
@@ -202,7 +222,7 @@ func (r *Runtime) publishView(blockTime time.Time) {
 		c := r.st.Contracts[k]
 		broken := c.Broken
 		if !c.Live {
-			broken = "this worker is still taking the contract over (recovering its state); ask again shortly"
+			broken = recoveringNote
 		}
 		if old != nil && !run.dirty {
 			if ov, ok := old.contracts[run.id]; ok && ov.broken == broken {
@@ -212,6 +232,14 @@ func (r *Runtime) publishView(blockTime time.Time) {
 		}
 		v.contracts[run.id] = &contractView{code: run.code, key: c.Key, store: run.store.Clone(), root: run.store.Root(), broken: broken}
 		run.dirty = false
+	}
+	for k, c := range r.st.Contracts {
+		if c.Mine && !c.Live && r.running[k] == nil {
+			// Assigned, its code not loaded yet: say so rather than deny it.
+			raw, _ := hex.DecodeString(k)
+			id, _ := crypto.ContractIDFromBytes(raw)
+			v.contracts[id] = &contractView{store: vm.NewMemStore(), broken: recoveringNote}
+		}
 	}
 	r.view.Store(v)
 }
@@ -342,6 +370,9 @@ func (r *Runtime) onKeyed(ev *chainpb.WorkerEvent, kd *chainpb.ContractKeyed, t 
 	if c == nil {
 		return nil
 	}
+	if c.PublicKey == nil {
+		c.KeyedHeight, c.KeyedIndex = ev.Height, ev.Index
+	}
 	c.PublicKey = kd.PublicKey
 	if !c.Mine || r.id == nil || c.Live {
 		return nil
@@ -375,7 +406,9 @@ func (r *Runtime) onKeyed(ev *chainpb.WorkerEvent, kd *chainpb.ContractKeyed, t 
 			run.input = in
 		}
 	}
-	if !kd.Initial {
+	if !kd.Initial || (r.running[k] == nil && c.Broken == "") {
+		// Assigned after the deploy (or keyed before this worker kept the
+		// code): recover the state, from input 0 if need be.
 		if c.Recovery == nil {
 			c.Recovery = &recovery{}
 		}
@@ -444,7 +477,7 @@ func (r *Runtime) dropInstance(k string, c *contractState) {
 	delete(r.running, k)
 	clear(c.Key)
 	c.Mine, c.Live, c.Recovery, c.Key, c.State = false, false, nil, nil, nil
-	c.Inputs, c.Sent, c.CkptInputs, c.Broken = 0, 0, 0, ""
+	c.Inputs, c.Sent, c.CkptInputs, c.LastInput, c.Broken = 0, 0, 0, 0, ""
 }
 
 // onCommand executes a command to an instance this pRuntime runs live, in
@@ -462,7 +495,7 @@ func (r *Runtime) onCommand(ev *chainpb.WorkerEvent, cmd *chainpb.ContractComman
 // accepted message) and counts it. Live execution and recovery both run
 // inputs through here, so a replay does exactly what the first run did.
 func (r *Runtime) runInput(run *running, c *contractState, ev *chainpb.WorkerEvent, t time.Time) error {
-	c.Inputs++
+	c.Inputs, c.LastInput = c.Inputs+1, ev.Height
 	switch k := ev.Kind.(type) {
 	case *chainpb.WorkerEvent_ContractKeyed:
 		return r.runInit(run, c, ev, k.ContractKeyed, t)
@@ -513,7 +546,7 @@ func (r *Runtime) deliver(run *running, c *contractState, ev *chainpb.WorkerEven
 func (r *Runtime) execute(entry vm.Entry, run *running, c *contractState, ev *chainpb.WorkerEvent, t time.Time, caller string, payload []byte, gas uint64, rc *pruntimepb.CommandReceipt) error {
 	res, err := r.session(run, ev.Height).Execute(context.Background(), entry, vm.Env{
 		Contract: run.id.String(), Caller: caller, Height: ev.Height, Time: t,
-		Seed: crypto.ContractSeed(c.Key, ev.Height, ev.Index), Gas: gas, CheckSend: r.checkSend,
+		Seed: crypto.ContractSeed(c.Key, ev.Height, ev.Index), Gas: gas, CheckSend: func(to string) error { return r.checkSend(to, ev) },
 	}, run.store, payload)
 	if err != nil {
 		rc.Error = "the contract could not be called: " + err.Error()
@@ -561,7 +594,7 @@ func (r *Runtime) endBlock(height int64) error {
 	}
 	for k, run := range r.running {
 		c := r.st.Contracts[k]
-		if c == nil || !c.Mine || !c.Live || c.Key == nil || c.Interval == 0 || height%int64(c.Interval) != 0 || c.Inputs == c.CkptInputs {
+		if c == nil || !c.Mine || !c.Live || c.Key == nil || c.Interval == 0 || height%int64(c.Interval) != 0 || c.LastInput <= height-int64(c.Interval) {
 			continue
 		}
 		if err := r.sendCheckpoint(run, c, height); err != nil {
@@ -571,18 +604,18 @@ func (r *Runtime) endBlock(height int64) error {
 	return nil
 }
 
-// checkSend vets a message's receiver as the chain will: a keyed instance.
-func (r *Runtime) checkSend(to string) error {
+// checkSend vets a message's receiver as the chain will: an instance keyed
+// before ev, the event being executed. It looks at the receiver's place in
+// the chain's order, not at what this pRuntime knows now, so a replay
+// decides as the first execution did.
+func (r *Runtime) checkSend(to string, ev *chainpb.WorkerEvent) error {
 	id, err := crypto.ParseContractID(to)
 	if err != nil {
 		return err
 	}
 	c := r.st.Contracts[hexKey(id[:])]
-	switch {
-	case c == nil:
-		return fmt.Errorf("no contract %s", to)
-	case c.PublicKey == nil:
-		return fmt.Errorf("contract %s has no key yet", to)
+	if c == nil || c.PublicKey == nil || c.KeyedHeight > ev.Height || (c.KeyedHeight == ev.Height && c.KeyedIndex >= ev.Index) {
+		return fmt.Errorf("contract %s has no key (as of block %d)", to, ev.Height)
 	}
 	return nil
 }

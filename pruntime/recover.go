@@ -3,9 +3,11 @@ package pruntime
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/phala-go/phala/crypto"
 	"github.com/phala-go/phala/internal/inbox"
 	"github.com/phala-go/phala/internal/strictpb"
+	"github.com/phala-go/phala/internal/wasmcode"
 	"github.com/phala-go/phala/proof"
 	"github.com/phala-go/phala/proto/chainpb"
 	"github.com/phala-go/phala/proto/pruntimepb"
@@ -35,6 +38,9 @@ func (r *Runtime) RecoverContract(req *pruntimepb.RecoverRequest) (*pruntimepb.R
 	defer r.mu.Unlock()
 	if r.lc == nil {
 		return nil, ErrNotInitialized
+	}
+	if r.broken != nil {
+		return nil, fmt.Errorf("pRuntime stopped after a verified event it could not apply (%w); restart it", r.broken)
 	}
 	id, err := crypto.ContractIDFromBytes(req.Contract)
 	if err != nil {
@@ -111,24 +117,53 @@ func (r *Runtime) recover(id crypto.ContractID, k string, c *contractState, req 
 	if next+uint64(len(inputs)) > rec.Inputs {
 		return nil, fmt.Errorf("inputs up to %d sent, the chain has %d", next+uint64(len(inputs)), rec.Inputs)
 	}
-	needCode := r.running[k] == nil && c.Broken == ""
-	if _, err := os.Stat(r.codeFile(c.CodeHash)); needCode && err != nil && req.CodeGzip == nil {
-		return nil, fmt.Errorf("this worker does not have the contract's code; send it (code_gzip)")
+	// A block's inputs run in one VM session (gas depends on it): unless
+	// the batch reaches the last input, replay only whole blocks.
+	if len(inputs) > 0 && next+uint64(len(inputs)) < rec.Inputs {
+		last, cut := inputs[len(inputs)-1].Height, len(inputs)
+		for cut > 0 && inputs[cut-1].Height == last {
+			cut--
+		}
+		if cut == 0 {
+			return nil, fmt.Errorf("the inputs sent all belong to block %d, which has more; send the whole block", last)
+		}
+		inputs, times = inputs[:cut], times[:cut]
+	}
+	var code []byte
+	if r.running[k] == nil && c.Broken == "" {
+		if _, err := os.Stat(r.codeFile(c.CodeHash)); err != nil {
+			if req.CodeGzip == nil {
+				return nil, fmt.Errorf("this worker does not have the contract's code; send it (code_gzip)")
+			}
+			if code, err = wasmcode.Gunzip(req.CodeGzip, maxCodeBytes); err != nil {
+				return nil, fmt.Errorf("the code sent: %w", err)
+			}
+			if sum := sha256.Sum256(code); !bytes.Equal(sum[:], c.CodeHash) {
+				return nil, fmt.Errorf("the code sent does not match the contract's code hash")
+			}
+		}
 	}
 
 	// Apply.
 	if load != nil {
-		if needCode {
-			if err := r.keepCode(c, req.CodeGzip); req.CodeGzip != nil && err != nil {
-				return nil, err
-			}
-			if c.Broken == "" {
-				if err := r.startInstance(k, c); err != nil {
+		if r.running[k] == nil && c.Broken == "" {
+			if code != nil {
+				if err := os.MkdirAll(filepath.Dir(r.codeFile(c.CodeHash)), 0o700); err != nil {
+					return nil, err
+				}
+				if err := os.WriteFile(r.codeFile(c.CodeHash), code, 0o600); err != nil {
 					return nil, err
 				}
 			}
+			if err := r.startInstance(k, c); err != nil {
+				return nil, err
+			}
 		}
 		c.Inputs, c.Sent, c.CkptInputs, c.State = load.Inputs, load.Sent, ckptInputs, load.Pairs
+		c.LastInput = 0
+		if rec.Checkpoint != nil {
+			c.LastInput = rec.Checkpoint.Height
+		}
 		if run := r.running[k]; run != nil {
 			run.store, run.dirty = vm.NewMemStoreFrom(load.Pairs), true
 			if run.input == nil {

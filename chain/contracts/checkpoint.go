@@ -180,7 +180,22 @@ func complete(kv store.KV, log *mq.Log, c *chainpb.Contract, p *chainpb.Checkpoi
 	return "", put(kv, c)
 }
 
+// discSeenKey marks that a miner's discrepancy at a height is recorded:
+// one record per (instance, height, miner), however often it resends.
+func discSeenKey(id []byte, height int64, miner []byte) []byte {
+	return append(binary.BigEndian.AppendUint64(append(append([]byte("contracts/disc/s/"), id...), '/'), uint64(height)), miner...)
+}
+
 func recordDiscrepancy(kv store.KV, log *mq.Log, c *chainpb.Contract, p *chainpb.Checkpoint) (string, error) {
+	seen := discSeenKey(c.Id, p.Height, p.Miner)
+	if b, err := kv.Get(seen); err != nil {
+		return "", err
+	} else if b != nil {
+		return "checkpoint differs from the stored one again; its discrepancy is already recorded", nil
+	}
+	if err := kv.Set(seen, []byte{1}); err != nil {
+		return "", err
+	}
 	n, err := counter(kv, discCountKey)
 	if err != nil {
 		return "", err

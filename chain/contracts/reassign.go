@@ -2,6 +2,7 @@ package contracts
 
 import (
 	"bytes"
+	"errors"
 	"slices"
 
 	"github.com/phala-go/phala/chain/mq"
@@ -121,14 +122,27 @@ func EndBlock(kv store.KV, log *mq.Log, h Hooks) error {
 	if err != nil {
 		return err
 	}
+	unable := map[string]bool{}
+	for _, c := range all {
+		for _, w := range c.Miners {
+			if _, seen := unable[string(w)]; seen {
+				continue
+			}
+			err := h.Miner(w)
+			if err != nil && !errors.Is(err, ErrBadMiner) {
+				return err // the state, not the miner, failed
+			}
+			unable[string(w)] = err != nil
+		}
+	}
 	for _, c := range all {
 		var gone func([]byte) bool
 		if len(c.Miners) == 0 {
 			gone = func([]byte) bool { return false }
 		}
 		for _, w := range c.Miners {
-			if h.Miner(w) != nil {
-				gone = func(w []byte) bool { return h.Miner(w) != nil }
+			if unable[string(w)] {
+				gone = func(w []byte) bool { return unable[string(w)] }
 				break
 			}
 		}

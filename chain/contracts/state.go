@@ -135,7 +135,8 @@ type Hooks struct {
 	// Launched reports whether gatekeepers hold the root key.
 	Launched func() (bool, error)
 	// Miner checks worker may run contracts (registered, active, not the
-	// genesis worker, not a gatekeeper).
+	// genesis worker, not a gatekeeper): an error wrapping ErrBadMiner if
+	// it may not, another error if the state could not be read.
 	Miner func(worker []byte) error
 	// Gatekeeper reports whether worker holds a gatekeeper seat.
 	Gatekeeper func(worker []byte) (bool, error)
@@ -401,6 +402,9 @@ func Renew(kv store.KV, old, successor []byte) error {
 			}
 		}
 		if changed {
+			if err := dropPending(kv, c.Id, old); err != nil {
+				return err
+			}
 			if err := put(kv, c); err != nil {
 				return err
 			}
