@@ -49,7 +49,8 @@ func askWorker(ctx context.Context, cl *client.Client, w []byte, u user, id cryp
 	return client.QueryWorker(ctx, wk.Endpoint, chainID, wk, u.key, q)
 }
 
-// TestReassignedMinerRecoversFromCheckpointAndInbox: the token runs on
+// TestReassignedMinerRecoversFromCheckpointAndInbox: a token moved before
+// its first key runs on the new miner from input 0. Then the token runs on
 // miner1, which checkpoints its encrypted state on chain (the chain drops
 // the inbox inputs it covers). The deployer moves the token to miner2;
 // commands sent meanwhile wait in the inbox. miner2 gets k_c from a
@@ -82,6 +83,30 @@ func TestReassignedMinerRecoversFromCheckpointAndInbox(t *testing.T) {
 	alice, bob := devUser(t, net, "alice"), devUser(t, net, "bob")
 	miner1 := net.Workers.Runtimes["miner1"].Info().SigningKey
 	miner2 := net.Workers.Runtimes["miner2"].Info().SigningKey
+
+	// Moved before its first key: the new miner never saw the code at the
+	// deploy; it takes the instance over from input 0 (init).
+	acc, err := cl.Account(ctx, alice.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n0, n1 := acc.Nonce, acc.Nonce+1
+	early := crypto.NewContractID(alice.addr, n0)
+	if _, _, err := cl.DeployContract(ctx, alice.key, tokenCode, [][]byte{miner1}, []byte(`{"name":"E"}`), client.SendOptions{Nonce: &n0}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.ReassignContract(ctx, alice.key, early, [][]byte{miner2}, client.SendOptions{Nonce: &n1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.WaitKeyed(ctx, early, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if rc := call(t, ctx, cl, alice, early, fmt.Sprintf(`{"mint":{"to":%q,"amount":5}}`, alice.addr), 0); !rc.Ok {
+		t.Fatalf("mint on a contract moved before its key: %s", rc.Error)
+	}
+	if n := balanceOf(t, ctx, cl, alice, early); n != 5 {
+		t.Fatalf("alice holds %d of the early-moved token, want 5", n)
+	}
 	token, _, err := cl.DeployContract(ctx, alice.key, tokenCode, [][]byte{miner1}, []byte(`{"name":"T"}`), client.SendOptions{})
 	if err != nil {
 		t.Fatal(err)
