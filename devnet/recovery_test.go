@@ -167,6 +167,19 @@ func TestReassignedMinerRecoversFromCheckpointAndInbox(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := waitContract(t, ctx, cl, token, "both miners", func(c *chainpb.Contract) bool { return len(c.Miners) == 2 })
+	// Once miner1 runs it live, both execute the next command and both
+	// checkpoint it at the same height.
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		ans, err := askWorker(ctx, cl, miner1, alice, token, &pruntimepb.ContractQuery{Kind: pruntimepb.ContractQuery_STATUS})
+		if err == nil && ans.Error == "" && len(ans.StateRoot) == 32 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("miner1 did not take the token over again: %+v %v", ans, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	if rc := call(t, ctx, cl, alice, token, fmt.Sprintf(`{"transfer":{"to":%q,"amount":3}}`, bob.addr), 0); !rc.Ok {
 		t.Fatalf("transfer: %s", rc.Error)
 	}

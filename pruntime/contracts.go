@@ -106,11 +106,18 @@ type contractView struct {
 	store  *vm.MemStore
 	root   [32]byte
 	broken string
+	// pending: the instance does not run here yet (awaiting its key or
+	// being taken over); answers carry broken and no state root.
+	pending bool
 }
 
 // recoveringNote answers queries to an instance this worker was assigned
 // and has not recovered yet.
 const recoveringNote = "this worker is still taking the contract over (recovering its state); ask again shortly"
+
+// awaitingKeyNote answers queries to an instance deployed to this worker
+// that its key has not reached yet.
+const awaitingKeyNote = "this worker has not received the contract's key yet; ask again shortly"
 
 // queryView is everything Query needs, swapped whole after each sync so
 // queries never wait for one.
@@ -221,8 +228,11 @@ func (r *Runtime) publishView(blockTime time.Time) {
 	for k, run := range r.running {
 		c := r.st.Contracts[k]
 		broken := c.Broken
-		if !c.Live {
+		switch {
+		case !c.Live && c.Recovery != nil:
 			broken = recoveringNote
+		case !c.Live:
+			broken = awaitingKeyNote
 		}
 		if old != nil && !run.dirty {
 			if ov, ok := old.contracts[run.id]; ok && ov.broken == broken {
@@ -230,7 +240,7 @@ func (r *Runtime) publishView(blockTime time.Time) {
 				continue
 			}
 		}
-		v.contracts[run.id] = &contractView{code: run.code, key: c.Key, store: run.store.Clone(), root: run.store.Root(), broken: broken}
+		v.contracts[run.id] = &contractView{code: run.code, key: c.Key, store: run.store.Clone(), root: run.store.Root(), broken: broken, pending: !c.Live}
 		run.dirty = false
 	}
 	for k, c := range r.st.Contracts {
@@ -238,7 +248,7 @@ func (r *Runtime) publishView(blockTime time.Time) {
 			// Assigned, its code not loaded yet: say so rather than deny it.
 			raw, _ := hex.DecodeString(k)
 			id, _ := crypto.ContractIDFromBytes(raw)
-			v.contracts[id] = &contractView{store: vm.NewMemStore(), broken: recoveringNote}
+			v.contracts[id] = &contractView{store: vm.NewMemStore(), broken: recoveringNote, pending: true}
 		}
 	}
 	r.view.Store(v)
@@ -739,6 +749,10 @@ func (r *Runtime) Query(ctx context.Context, req *pruntimepb.QueryRequest) (*pru
 	cv := v.contracts[q.Contract]
 	if cv == nil {
 		ans.Error = fmt.Sprintf("this worker does not run contract %s; ask its miner (`phala contract show`)", q.Contract)
+		return querywire.Answer(v.chainID, v.id.Sign, q, ans)
+	}
+	if cv.pending {
+		ans.Error = cv.broken
 		return querywire.Answer(v.chainID, v.id.Sign, q, ans)
 	}
 	ans.StateRoot = cv.root[:]
