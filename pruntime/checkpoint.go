@@ -112,30 +112,64 @@ func decodeCheckpoint(b []byte) (checkpointState, error) {
 	return s, nil
 }
 
-// sendCheckpoint seals the instance's state after block height and sends
+// dueCheckpoint is an instance's state as it stood at a checkpoint height,
+// kept until the end of the sync batch.
+type dueCheckpoint struct {
+	height int64
+	state  checkpointState
+	root   [32]byte
+}
+
+// noteCheckpoint records the instance's state after block height as due.
+// A later due checkpoint in the same sync batch replaces it: a miner
+// catching up sends one checkpoint per batch, not one per boundary it
+// crosses (older ones would be superseded before they land).
+func (r *Runtime) noteCheckpoint(run *running, c *contractState, height int64) {
+	run.due = &dueCheckpoint{height: height, root: run.store.Root(),
+		state: checkpointState{Inputs: c.Inputs, Sent: c.Sent, Pairs: run.store.Pairs()}}
+}
+
+// flushCheckpoints seals and sends the checkpoints noted in this batch.
+func (r *Runtime) flushCheckpoints() error {
+	for k, run := range r.running {
+		if run.due == nil {
+			continue
+		}
+		d := run.due
+		run.due = nil
+		if c := r.st.Contracts[k]; c != nil && c.Key != nil && c.Mine {
+			if err := r.sendCheckpoint(run.id, c, d); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// sendCheckpoint seals an instance's state after block d.height and sends
 // it in chunks as this worker's messages.
-func (r *Runtime) sendCheckpoint(run *running, c *contractState, height int64) error {
-	root := run.store.Root()
-	plain := encodeCheckpoint(checkpointState{Inputs: c.Inputs, Sent: c.Sent, Pairs: run.store.Pairs()})
-	sealed, err := crypto.SealCheckpoint(c.Key, crypto.CheckpointAD(r.chainID, run.id, height, c.Inputs, root[:]), plain)
+func (r *Runtime) sendCheckpoint(id crypto.ContractID, c *contractState, d *dueCheckpoint) error {
+	height, root := d.height, d.root
+	plain := encodeCheckpoint(d.state)
+	sealed, err := crypto.SealCheckpoint(c.Key, crypto.CheckpointAD(r.chainID, id, height, d.state.Inputs, root[:]), plain)
 	if err != nil {
 		return err
 	}
 	if len(sealed) > maxCheckpointBytes {
-		r.log.Warn("a contract's state is too large to checkpoint on chain", "contract", run.id.String(), "bytes", len(sealed))
+		r.log.Warn("a contract's state is too large to checkpoint on chain", "contract", id.String(), "bytes", len(sealed))
 		return nil
 	}
 	chunks := uint32((len(sealed) + inbox.ChunkBytes - 1) / inbox.ChunkBytes)
 	for i := range chunks {
 		data := sealed[int(i)*inbox.ChunkBytes : min(len(sealed), int(i+1)*inbox.ChunkBytes)]
 		if err := r.send(&chainpb.WorkerMessage{Kind: &chainpb.WorkerMessage_ContractCheckpoint{ContractCheckpoint: &chainpb.ContractCheckpoint{
-			Contract: run.id.Bytes(), Height: height, Inputs: c.Inputs, StateRoot: root[:],
+			Contract: id.Bytes(), Height: height, Inputs: d.state.Inputs, StateRoot: root[:],
 			Index: i, Chunks: chunks, Size: uint64(len(sealed)), Data: data,
 		}}}); err != nil {
 			return err
 		}
 	}
-	c.CkptInputs = c.Inputs
-	r.log.Info("checkpointed a contract", "contract", run.id.String(), "height", height, "inputs", c.Inputs, "bytes", len(sealed), "chunks", chunks)
+	c.CkptInputs = d.state.Inputs
+	r.log.Info("checkpointed a contract", "contract", id.String(), "height", height, "inputs", d.state.Inputs, "bytes", len(sealed), "chunks", chunks)
 	return nil
 }

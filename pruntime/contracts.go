@@ -97,6 +97,8 @@ type running struct {
 	// session runs the calls of block sessionHeight (see endBlock).
 	session       *vm.Session
 	sessionHeight int64
+	// due is the checkpoint to send at the end of the sync batch.
+	due *dueCheckpoint
 }
 
 // contractView is a read-only snapshot of an instance for queries.
@@ -590,8 +592,8 @@ func (r *Runtime) session(run *running, height int64) *vm.Session {
 	return run.session
 }
 
-// endBlock ends block height's sessions and sends the checkpoints due at
-// it.
+// endBlock ends block height's sessions and notes the checkpoints due at
+// it (flushCheckpoints sends them at the end of the sync batch).
 func (r *Runtime) endBlock(height int64) error {
 	for _, run := range r.running {
 		if run.session != nil {
@@ -607,9 +609,7 @@ func (r *Runtime) endBlock(height int64) error {
 		if c == nil || !c.Mine || !c.Live || c.Key == nil || c.Interval == 0 || height%int64(c.Interval) != 0 || c.LastInput <= height-int64(c.Interval) {
 			continue
 		}
-		if err := r.sendCheckpoint(run, c, height); err != nil {
-			return err
-		}
+		r.noteCheckpoint(run, c, height)
 	}
 	return nil
 }

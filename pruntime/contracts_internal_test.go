@@ -68,6 +68,9 @@ func TestMinerRunsContract(t *testing.T) {
 		if err := r.endBlock(h); err != nil {
 			t.Fatal(err)
 		}
+		if err := r.flushCheckpoints(); err != nil {
+			t.Fatal(err)
+		}
 		if err := r.persist(); err != nil {
 			t.Fatal(err)
 		}

@@ -523,6 +523,10 @@ func (r *Runtime) SyncBlockchain(blocks []*pruntimepb.SyncBlock) (*pruntimepb.Sy
 		accepted++
 	}
 	if accepted > 0 {
+		if err := r.flushCheckpoints(); err != nil {
+			r.broken = fmt.Errorf("send checkpoints: %w", err)
+			return nil, r.broken
+		}
 		lc, err := r.lc.Marshal()
 		if err != nil {
 			return nil, err
