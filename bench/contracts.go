@@ -226,29 +226,84 @@ type contractBench struct {
 	worker  *chainpb.Worker
 	gas     uint64 // a transfer's gas, from a receipt
 	profile string // CPU profile file of the next token run
+	launch  time.Duration
+}
+
+// buildToken builds the token contract and picks the working directory:
+// dir, or a fresh temporary one (named from prefix) that cleanup removes.
+func buildToken(ctx context.Context, repo, dir, prefix string, log func(string, ...any)) (code []byte, workdir string, cleanup func(), err error) {
+	cleanup = func() {}
+	if repo == "" {
+		if repo, err = wasmbuild.ModuleRoot(); err != nil {
+			return nil, "", cleanup, err
+		}
+	}
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", prefix); err != nil {
+			return nil, "", cleanup, err
+		}
+		cleanup = func() { os.RemoveAll(dir) }
+	}
+	t0 := time.Now()
+	if code, err = wasmbuild.Code(ctx, repo, "./contracts/token"); err != nil {
+		return nil, "", cleanup, err
+	}
+	log("built the token contract (%d KB) in %s", len(code)>>10, time.Since(t0).Round(time.Millisecond))
+	return code, dir, cleanup, nil
+}
+
+// startContractBench starts a devnet with the default workers and the
+// accounts alice, bob and c.Senders senders (dc adds home, logger and
+// genesis tuning; the rest comes from c), waits for the launch, and
+// returns the bench with alice and the senders loaded. The caller stops
+// b.net.
+func startContractBench(ctx context.Context, c ContractConfig, dc devnet.Config) (*contractBench, error) {
+	accounts := []string{"alice", "bob"}
+	for i := range c.Senders {
+		accounts = append(accounts, fmt.Sprintf("sender%d", i+1))
+	}
+	dc.BasePort, dc.BlockTime, dc.Workers, dc.DevAccounts = c.BasePort, c.BlockTime, devnet.DefaultWorkers(), accounts
+	t0 := time.Now()
+	net, err := devnet.Start(ctx, dc)
+	if err != nil {
+		return nil, err
+	}
+	lctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	_, err = devnet.WaitLaunched(lctx, net.Client)
+	cancel()
+	if err != nil {
+		net.Stop()
+		return nil, err
+	}
+	b := &contractBench{c: c, net: net, cl: net.Client, miner: net.Workers.Runtimes["miner1"], launch: time.Since(t0)}
+	c.Log("devnet launched in %s (at block %d)", b.launch.Round(time.Millisecond), net.Node.App().Height())
+	user := func(name string) (benchUser, error) {
+		k, err := net.Keyring.Get(name)
+		return benchUser{name, k.PrivateKey(), k.Address}, err
+	}
+	if b.alice, err = user("alice"); err != nil {
+		net.Stop()
+		return nil, err
+	}
+	for _, name := range accounts[2:] {
+		u, err := user(name)
+		if err != nil {
+			net.Stop()
+			return nil, err
+		}
+		b.senders = append(b.senders, u)
+	}
+	return b, nil
 }
 
 // RunContracts builds the token, starts a devnet, and measures.
 func RunContracts(ctx context.Context, c ContractConfig) (rep ContractReport, err error) {
 	c.defaults()
-	if c.Repo == "" {
-		if c.Repo, err = wasmbuild.ModuleRoot(); err != nil {
-			return rep, err
-		}
-	}
-	dir := c.Dir
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "phala-contractbench"); err != nil {
-			return rep, err
-		}
-		defer os.RemoveAll(dir)
-	}
-	t0 := time.Now()
-	code, err := wasmbuild.Code(ctx, c.Repo, "./contracts/token")
+	code, dir, cleanup, err := buildToken(ctx, c.Repo, c.Dir, "phala-contractbench", c.Log)
 	if err != nil {
 		return rep, err
 	}
-	c.Log("built the token contract (%d KB) in %s", len(code)>>10, time.Since(t0).Round(time.Millisecond))
+	defer cleanup()
 
 	// The plain-call baseline's engine compiles while the devnet launches.
 	type compiled struct {
@@ -274,43 +329,12 @@ func RunContracts(ctx context.Context, c ContractConfig) (rep ContractReport, er
 		}
 	}()
 
-	accounts := []string{"alice", "bob"}
-	for i := range c.Senders {
-		accounts = append(accounts, fmt.Sprintf("sender%d", i+1))
-	}
-	t0 = time.Now()
-	net, err := devnet.Start(ctx, devnet.Config{
-		Home: filepath.Join(dir, "devnet"), BasePort: c.BasePort, BlockTime: c.BlockTime,
-		Workers: devnet.DefaultWorkers(), DevAccounts: accounts,
-	})
+	b, err := startContractBench(ctx, c, devnet.Config{Home: filepath.Join(dir, "devnet")})
 	if err != nil {
 		return rep, err
 	}
-	defer net.Stop()
-	lctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	_, err = devnet.WaitLaunched(lctx, net.Client)
-	cancel()
-	if err != nil {
-		return rep, err
-	}
-	rep.Launch = time.Since(t0)
-	c.Log("devnet launched in %s (at block %d)", rep.Launch.Round(time.Millisecond), net.Node.App().Height())
-
-	b := &contractBench{c: c, net: net, cl: net.Client, miner: net.Workers.Runtimes["miner1"]}
-	user := func(name string) (benchUser, error) {
-		k, err := net.Keyring.Get(name)
-		return benchUser{name, k.PrivateKey(), k.Address}, err
-	}
-	if b.alice, err = user("alice"); err != nil {
-		return rep, err
-	}
-	for _, name := range accounts[2:] {
-		u, err := user(name)
-		if err != nil {
-			return rep, err
-		}
-		b.senders = append(b.senders, u)
-	}
+	defer b.net.Stop()
+	rep.Launch = b.launch
 	if err := b.deploy(ctx, code); err != nil {
 		return rep, err
 	}

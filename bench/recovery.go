@@ -25,7 +25,6 @@ import (
 	"github.com/phala-go/phala/client"
 	"github.com/phala-go/phala/crypto"
 	"github.com/phala-go/phala/devnet"
-	"github.com/phala-go/phala/internal/wasmbuild"
 	"github.com/phala-go/phala/proto/chainpb"
 	"github.com/phala-go/phala/proto/pruntimepb"
 	"github.com/phala-go/phala/pruntime"
@@ -316,24 +315,11 @@ type recoveryBench struct {
 func RunRecovery(ctx context.Context, c RecoveryConfig) (rep RecoveryReport, err error) {
 	c.defaults()
 	rep.Load = loadAverage()
-	if c.Repo == "" {
-		if c.Repo, err = wasmbuild.ModuleRoot(); err != nil {
-			return rep, err
-		}
-	}
-	dir := c.Dir
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "phala-recoverybench"); err != nil {
-			return rep, err
-		}
-		defer os.RemoveAll(dir)
-	}
-	t0 := time.Now()
-	code, err := wasmbuild.Code(ctx, c.Repo, "./contracts/token")
+	code, dir, cleanup, err := buildToken(ctx, c.Repo, c.Dir, "phala-recoverybench", c.Log)
 	if err != nil {
 		return rep, err
 	}
-	c.Log("built the token contract (%d KB) in %s", len(code)>>10, time.Since(t0).Round(time.Millisecond))
+	defer cleanup()
 	rep.CodeSize = len(code)
 	if rep.Compile, err = compileTime(ctx, code); err != nil {
 		return rep, err
@@ -376,51 +362,18 @@ func runRecovery(ctx context.Context, c RecoveryConfig, code []byte, holders []c
 	sink := &recoverySink{}
 	logger := slog.New(&recoveryLog{next: slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo}), sink: sink})
 
-	accounts := []string{"alice", "bob"}
-	for i := range c.Senders {
-		accounts = append(accounts, fmt.Sprintf("sender%d", i+1))
-	}
 	c.Log("history of %d commands: starting a devnet in %s", history, home)
-	net, err := devnet.Start(ctx, devnet.Config{
-		Home: home, BasePort: port, BlockTime: c.BlockTime, Logger: logger,
-		Workers: devnet.DefaultWorkers(), DevAccounts: accounts,
-		TuneGenesis: func(g *chain.Genesis) {
+	cb, err := startContractBench(ctx, ContractConfig{Senders: c.Senders, Feeders: c.Feeders, BlockTime: c.BlockTime, BasePort: port, Log: c.Log},
+		devnet.Config{Home: home, Logger: logger, TuneGenesis: func(g *chain.Genesis) {
 			p := contracts.DefaultParams()
 			p.CheckpointInterval = c.Interval
 			g.Contracts = &p
-		},
-	})
+		}})
 	if err != nil {
 		return run, err
 	}
-	defer net.Stop()
-	lctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	_, err = devnet.WaitLaunched(lctx, net.Client)
-	cancel()
-	if err != nil {
-		return run, err
-	}
-	run.Launch = time.Since(start)
-	c.Log("devnet launched in %s (at block %d)", run.Launch.Round(time.Millisecond), net.Node.App().Height())
-
-	cb := &contractBench{
-		c:   ContractConfig{Senders: c.Senders, Feeders: c.Feeders, BlockTime: c.BlockTime, BasePort: port, Log: c.Log},
-		net: net, cl: net.Client, miner: net.Workers.Runtimes["miner1"],
-	}
-	user := func(name string) (benchUser, error) {
-		k, err := net.Keyring.Get(name)
-		return benchUser{name, k.PrivateKey(), k.Address}, err
-	}
-	if cb.alice, err = user("alice"); err != nil {
-		return run, err
-	}
-	for _, name := range accounts[2:] {
-		u, err := user(name)
-		if err != nil {
-			return run, err
-		}
-		cb.senders = append(cb.senders, u)
-	}
+	defer cb.net.Stop()
+	run.Launch = cb.launch
 	// deploy mints to every sender: the history's first commands.
 	if err := cb.deploy(ctx, code); err != nil {
 		return run, err

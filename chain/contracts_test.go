@@ -1653,3 +1653,40 @@ func TestAutoReassign(t *testing.T) {
 		t.Fatalf("x with its new miner: %v", c)
 	}
 }
+
+// TestOperatorDeregistersMiner: a worker's operator deregisters it with
+// MsgRetireWorker; the chain retires it and, at the block's end, moves the
+// contracts it ran to another eligible worker. Anyone else, a gatekeeper,
+// an unknown or an already retired worker is refused with state unchanged.
+func TestOperatorDeregistersMiner(t *testing.T) {
+	f := newContractFixture(t)
+	f.launchNow()
+	x := f.deploy("alice", f.miner)
+	f.key(x)
+	retire := func(w identity) *chainpb.MsgRetireWorker { return &chainpb.MsgRetireWorker{Worker: w.pub()} }
+	f.refuse("malformed", "bob", &chainpb.MsgRetireWorker{Worker: []byte{1}}, "registry/2", true)
+	f.refuse("not its operator", "alice", retire(f.miner), "registry/3", false)
+	f.refuse("a gatekeeper", "bob", retire(f.a), "registry/19", false)
+	f.refuse("unknown", "bob", retire(newIdentity(t, 9)), "registry/14", false)
+	if f.worker(f.miner.pub()).Retired {
+		t.Fatal("a refused deregistration retired the miner")
+	}
+
+	if r := f.next(f.tx("bob", retire(f.miner))).TxResults[0]; r.Code != 0 {
+		t.Fatalf("deregister: %s %s", code(r), r.Log)
+	}
+	if !f.worker(f.miner.pub()).Retired {
+		t.Fatal("the deregistered miner is not retired")
+	}
+	retired := false
+	for _, ev := range f.eventLog(f.height) {
+		if r := ev.GetWorkerRetired(); r != nil && bytes.Equal(r.Worker, f.miner.pub()) {
+			retired = true
+		}
+	}
+	want := []*chainpb.ContractReassigned{{Contract: x.Bytes(), Miners: pubs(f.other), Added: pubs(f.other), Removed: pubs(f.miner), Reason: contracts.ReasonUnavailable}}
+	if got := f.reassigned(); !retired || len(got) != 1 || !proto.Equal(got[0], want[0]) {
+		t.Fatalf("in the deregistration's block: retired event %v, reassigned %v, want %v", retired, got, want)
+	}
+	f.refuse("already retired", "bob", retire(f.miner), "registry/16", false)
+}

@@ -47,6 +47,8 @@ func validateStateless(tx *auth.Tx, p auth.Params, chainID string) error {
 		err = contracts.ValidateCommand(m.ContractCommand)
 	case *chainpb.TxBody_ReassignContract:
 		err = contracts.ValidateReassign(m.ReassignContract)
+	case *chainpb.TxBody_RetireWorker:
+		err = registry.ValidateRetire(m.RetireWorker)
 	default:
 		err = auth.ErrUnknownMsg.Wrapf("%T", m)
 	}
@@ -152,6 +154,16 @@ func execMsg(env execEnv, tx *auth.Tx) (note string, err error) {
 		return "", contracts.Command(kv, log, tx.Signer, tx.Body.Nonce, m.ContractCommand, env.block.Time)
 	case *chainpb.TxBody_ReassignContract:
 		return "", contracts.Reassign(kv, log, tx.Signer, m.ReassignContract, contractHooks(env))
+	case *chainpb.TxBody_RetireWorker:
+		// A gatekeeper leaves with the root key rotation (the eras), not
+		// by itself: the seats must stay filled.
+		if seated, err := gatekeeper.Seated(kv, m.RetireWorker.Worker); err != nil {
+			return "", err
+		} else if seated {
+			return "", registry.ErrSeated.Wrapf("worker %X is a gatekeeper; it cannot deregister while it holds a seat", m.RetireWorker.Worker)
+		}
+		// Its contracts move at the end of the block (contracts.EndBlock).
+		return "", registry.Deregister(kv, log, tx.Signer, m.RetireWorker)
 	default:
 		return "", auth.ErrUnknownMsg.Wrapf("%T", m)
 	}
@@ -305,6 +317,11 @@ func msgEvents(tx *auth.Tx, signer string, names *addressNames, logIndex int, no
 			{Key: "contract", Value: crypto.NewContractID(tx.Signer, tx.Body.Nonce).String(), Index: true},
 			{Key: "deployer", Value: signer, Index: true},
 			{Key: "miners", Value: hexList(m.DeployContract.Miners), Index: true},
+		}}}
+	case *chainpb.TxBody_RetireWorker:
+		return []abci.Event{{Type: "retire_worker", Attributes: []abci.EventAttribute{
+			{Key: "worker", Value: hex.EncodeToString(m.RetireWorker.Worker), Index: true},
+			{Key: "operator", Value: signer, Index: true},
 		}}}
 	case *chainpb.TxBody_ReassignContract:
 		id, _ := crypto.ContractIDFromBytes(m.ReassignContract.Contract)

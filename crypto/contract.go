@@ -102,8 +102,10 @@ func ContractSeed(kc []byte, height int64, index uint32) []byte {
 	return s
 }
 
-func wrapAEAD(rootKey []byte) (cipher.AEAD, error) {
-	k, err := hkdf.Key(sha256.New, rootKey, nil, "phala/contract/key-wrap/v1", 32)
+// derivedGCM is AES-256-GCM under the key HKDF derives from secret for
+// label.
+func derivedGCM(secret []byte, label string) (cipher.AEAD, error) {
+	k, err := hkdf.Key(sha256.New, secret, nil, label, 32)
 	if err != nil {
 		return nil, err
 	}
@@ -114,32 +116,45 @@ func wrapAEAD(rootKey []byte) (cipher.AEAD, error) {
 	return cipher.NewGCM(blk)
 }
 
-// WrapContractKey encrypts k_c under the root key (AES-256-GCM, random
-// nonce first), bound to the chain and instance, for the chain to keep.
-func WrapContractKey(rootKey []byte, chainID string, id ContractID, kc []byte) ([]byte, error) {
-	aead, err := wrapAEAD(rootKey)
+// sealGCM encrypts plain under a key derived from secret for label, with
+// a random nonce first.
+func sealGCM(secret []byte, label string, ad, plain []byte) ([]byte, error) {
+	aead, err := derivedGCM(secret, label)
 	if err != nil {
 		return nil, err
 	}
-	nonce := make([]byte, aead.NonceSize())
+	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plain)+aead.Overhead())
 	rand.Read(nonce)
-	return aead.Seal(nonce, nonce, kc, tagged("phala/contract/key-wrap/v1", chainID, id[:])), nil
+	return aead.Seal(nonce, nonce, plain, ad), nil
+}
+
+// openGCM reverses sealGCM; what names the sealed thing in errors.
+func openGCM(secret []byte, label string, ad, sealed []byte, what string) ([]byte, error) {
+	aead, err := derivedGCM(secret, label)
+	if err != nil {
+		return nil, err
+	}
+	if len(sealed) < aead.NonceSize()+aead.Overhead() {
+		return nil, fmt.Errorf("%w: %s is %d bytes, too short", ErrEnvelope, what, len(sealed))
+	}
+	out, err := aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], ad)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s does not open", ErrEnvelope, what)
+	}
+	return out, nil
+}
+
+const keyWrapLabel = "phala/contract/key-wrap/v1"
+
+// WrapContractKey encrypts k_c under the root key (AES-256-GCM, random
+// nonce first), bound to the chain and instance, for the chain to keep.
+func WrapContractKey(rootKey []byte, chainID string, id ContractID, kc []byte) ([]byte, error) {
+	return sealGCM(rootKey, keyWrapLabel, tagged(keyWrapLabel, chainID, id[:]), kc)
 }
 
 // UnwrapContractKey reverses WrapContractKey.
 func UnwrapContractKey(rootKey []byte, chainID string, id ContractID, wrapped []byte) ([]byte, error) {
-	aead, err := wrapAEAD(rootKey)
-	if err != nil {
-		return nil, err
-	}
-	if len(wrapped) < aead.NonceSize()+aead.Overhead() {
-		return nil, fmt.Errorf("%w: wrapped contract key is %d bytes", ErrEnvelope, len(wrapped))
-	}
-	kc, err := aead.Open(nil, wrapped[:aead.NonceSize()], wrapped[aead.NonceSize():], tagged("phala/contract/key-wrap/v1", chainID, id[:]))
-	if err != nil {
-		return nil, fmt.Errorf("%w: wrapped contract key does not open under this root key", ErrEnvelope)
-	}
-	return kc, nil
+	return openGCM(rootKey, keyWrapLabel, tagged(keyWrapLabel, chainID, id[:]), wrapped, "the wrapped contract key (under this root key)")
 }
 
 // ContractKeyInfo is the HPKE info of k_c sealed by a gatekeeper to the

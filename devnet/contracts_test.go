@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/phala-go/phala/chain/auth"
+	"github.com/phala-go/phala/chain/gatekeeper"
 	"github.com/phala-go/phala/client"
 	"github.com/phala-go/phala/crypto"
 	"github.com/phala-go/phala/devnet"
-	"github.com/phala-go/phala/internal/testutil"
 	"github.com/phala-go/phala/internal/wasmbuild"
 	"github.com/phala-go/phala/proto/chainpb"
 	"github.com/phala-go/phala/proto/pruntimepb"
@@ -101,15 +101,7 @@ func TestConfidentialTokenEndToEnd(t *testing.T) {
 	defer cancel()
 	tokenCode := buildContract(t, ctx, "token")
 	spenderCode := buildContract(t, ctx, "spender")
-	net, err := devnet.Start(ctx, devnet.Config{Home: t.TempDir(), BasePort: testutil.FreePorts(t, devnet.PortsNeeded(len(devnet.DefaultWorkers()))),
-		BlockTime: 150 * time.Millisecond, Workers: devnet.DefaultWorkers()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { net.Stop() }()
-	if _, err := devnet.WaitLaunched(ctx, net.Client); err != nil {
-		t.Fatal(err)
-	}
+	net := launched(t, ctx, gatekeeper.Params{}, nil)
 	cl := net.Client
 	alice, bob := devUser(t, net, "alice"), devUser(t, net, "bob")
 	miner1 := net.Workers.Runtimes["miner1"].Info().SigningKey

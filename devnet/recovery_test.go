@@ -10,11 +10,10 @@ import (
 
 	"github.com/phala-go/phala/chain"
 	"github.com/phala-go/phala/chain/contracts"
+	"github.com/phala-go/phala/chain/gatekeeper"
 	"github.com/phala-go/phala/client"
 	"github.com/phala-go/phala/crypto"
-	"github.com/phala-go/phala/devnet"
 	"github.com/phala-go/phala/internal/inbox"
-	"github.com/phala-go/phala/internal/testutil"
 	"github.com/phala-go/phala/proto/chainpb"
 	"github.com/phala-go/phala/proto/pruntimepb"
 )
@@ -66,19 +65,11 @@ func TestReassignedMinerRecoversFromCheckpointAndInbox(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	tokenCode := buildContract(t, ctx, "token")
-	net, err := devnet.Start(ctx, devnet.Config{Home: t.TempDir(), BasePort: testutil.FreePorts(t, devnet.PortsNeeded(len(devnet.DefaultWorkers()))),
-		BlockTime: 150 * time.Millisecond, Workers: devnet.DefaultWorkers(), TuneGenesis: func(g *chain.Genesis) {
-			p := contracts.DefaultParams()
-			p.CheckpointInterval = 5
-			g.Contracts = &p
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { net.Stop() }()
-	if _, err := devnet.WaitLaunched(ctx, net.Client); err != nil {
-		t.Fatal(err)
-	}
+	net := launched(t, ctx, gatekeeper.Params{}, func(g *chain.Genesis) {
+		p := contracts.DefaultParams()
+		p.CheckpointInterval = 5
+		g.Contracts = &p
+	})
 	cl := net.Client
 	alice, bob := devUser(t, net, "alice"), devUser(t, net, "bob")
 	miner1 := net.Workers.Runtimes["miner1"].Info().SigningKey

@@ -10,7 +10,6 @@ import (
 	"github.com/phala-go/phala/chain"
 	"github.com/phala-go/phala/chain/gatekeeper"
 	"github.com/phala-go/phala/devnet"
-	"github.com/phala-go/phala/internal/testutil"
 	"github.com/phala-go/phala/pruntime"
 )
 
@@ -19,17 +18,7 @@ import (
 // launch.
 func launchWithTTL(t *testing.T, ctx context.Context, ttl int64, p gatekeeper.Params) *devnet.Network {
 	t.Helper()
-	net, err := devnet.Start(ctx, devnet.Config{Home: t.TempDir(), BasePort: testutil.FreePorts(t, devnet.PortsNeeded(len(devnet.DefaultWorkers()))), BlockTime: 150 * time.Millisecond,
-		Workers: devnet.DefaultWorkers(), Launch: p,
-		TuneGenesis: func(g *chain.Genesis) { g.Registry.Params.RegistrationTTL = ttl }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { net.Stop() })
-	if _, err := devnet.WaitLaunched(ctx, net.Client); err != nil {
-		t.Fatal(err)
-	}
-	return net
+	return launched(t, ctx, p, func(g *chain.Genesis) { g.Registry.Params.RegistrationTTL = ttl })
 }
 
 // TestWorkersRenewIdentityBeforeExpiry: with registrations lasting 30 s,

@@ -258,7 +258,7 @@ func (c *commands) replay(t *testing.T, ctx context.Context, cl *client.Client, 
 					t.Fatalf("a command from %s (nonce %d) the test did not send", sender, cmd.Nonce)
 				}
 				if msg == nil {
-					t.Fatalf("the chain ordered alice's command %d, which the client does not know", cmd.Nonce)
+					t.Fatalf("the chain ordered command %d of %s, which the client does not know", cmd.Nonce, sender)
 				}
 				env.Caller, env.Gas = sender.String(), cmd.GasLimit
 				if res, err := e.Execute(ctx, h, vm.EntryCommand, env, st, msg); err != nil || res.Err != nil {

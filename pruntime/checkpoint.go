@@ -9,6 +9,7 @@ import (
 	"github.com/phala-go/phala/crypto"
 	"github.com/phala-go/phala/internal/inbox"
 	"github.com/phala-go/phala/proto/chainpb"
+	"github.com/phala-go/phala/pruntime/vm"
 )
 
 // A checkpoint's plaintext: the instance's place in its inputs and
@@ -112,12 +113,12 @@ func decodeCheckpoint(b []byte) (checkpointState, error) {
 	return s, nil
 }
 
-// dueCheckpoint is an instance's state as it stood at a checkpoint height,
-// kept until the end of the sync batch.
+// dueCheckpoint is an instance's state as it stood at a checkpoint height
+// (its pairs shared, not copied: the store replaces values, never edits
+// them), kept until the end of the sync batch.
 type dueCheckpoint struct {
 	height int64
 	state  checkpointState
-	root   [32]byte
 }
 
 // noteCheckpoint records the instance's state after block height as due.
@@ -125,8 +126,7 @@ type dueCheckpoint struct {
 // catching up sends one checkpoint per batch, not one per boundary it
 // crosses (older ones would be superseded before they land).
 func (r *Runtime) noteCheckpoint(run *running, c *contractState, height int64) {
-	run.due = &dueCheckpoint{height: height, root: run.store.Root(),
-		state: checkpointState{Inputs: c.Inputs, Sent: c.Sent, Pairs: run.store.Pairs()}}
+	run.due = &dueCheckpoint{height: height, state: checkpointState{Inputs: c.Inputs, Sent: c.Sent, Pairs: run.store.Pairs()}}
 }
 
 // flushCheckpoints seals and sends the checkpoints noted in this batch.
@@ -149,7 +149,7 @@ func (r *Runtime) flushCheckpoints() error {
 // sendCheckpoint seals an instance's state after block d.height and sends
 // it in chunks as this worker's messages.
 func (r *Runtime) sendCheckpoint(id crypto.ContractID, c *contractState, d *dueCheckpoint) error {
-	height, root := d.height, d.root
+	height, root := d.height, vm.NewMemStoreFrom(d.state.Pairs).Root()
 	plain := encodeCheckpoint(d.state)
 	sealed, err := crypto.SealCheckpoint(c.Key, crypto.CheckpointAD(r.chainID, id, height, d.state.Inputs, root[:]), plain)
 	if err != nil {
@@ -169,7 +169,6 @@ func (r *Runtime) sendCheckpoint(id crypto.ContractID, c *contractState, d *dueC
 			return err
 		}
 	}
-	c.CkptInputs = d.state.Inputs
 	r.log.Info("checkpointed a contract", "contract", id.String(), "height", height, "inputs", d.state.Inputs, "bytes", len(sealed), "chunks", chunks)
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -58,11 +59,9 @@ type contractState struct {
 	State    map[string][]byte `json:"state,omitempty"` // the live store, as last sealed
 	// Inputs counts the inputs executed (the next one's number, as the
 	// chain numbers them); Sent the messages the execution produced (the
-	// next one's sequence); CkptInputs is Inputs at the last checkpoint
-	// sent or recovered from.
-	Inputs     uint64 `json:"inputs,omitempty"`
-	Sent       uint64 `json:"sent,omitempty"`
-	CkptInputs uint64 `json:"checkpoint_inputs,omitempty"`
+	// next one's sequence).
+	Inputs uint64 `json:"inputs,omitempty"`
+	Sent   uint64 `json:"sent,omitempty"`
 	// LastInput is the height of the last input executed (or of the
 	// checkpoint recovered from): a checkpoint is due at a multiple of the
 	// interval when it is within the last interval, a rule every miner of
@@ -178,7 +177,7 @@ func (r *Runtime) loadContracts() error {
 	return nil
 }
 
-// startInstance compiles an instance's code (kept by keepCode) and opens
+// startInstance compiles an instance's code (kept by writeCode) and opens
 // its store.
 func (r *Runtime) startInstance(k string, c *contractState) error {
 	code, err := os.ReadFile(r.codeFile(c.CodeHash))
@@ -280,7 +279,7 @@ func (r *Runtime) onWorkerRegistered(w *chainpb.Worker) {
 }
 
 func (r *Runtime) isGatekeeper(w []byte) bool {
-	return inbox.IsMiner(r.st.Gatekeepers, w)
+	return slices.ContainsFunc(r.st.Gatekeepers, func(g []byte) bool { return bytes.Equal(g, w) })
 }
 
 // isMe reports whether w is this pRuntime's identity.
@@ -307,29 +306,34 @@ func (r *Runtime) onDeployed(d *chainpb.ContractDeployed) error {
 		return nil
 	}
 	c.Mine = true
-	if err := r.keepCode(c, d.CodeGzip); err != nil {
-		return err
-	}
-	if c.Broken != "" {
+	code, err := checkCode(c, d.CodeGzip)
+	if err != nil {
+		c.Broken = err.Error()
 		return nil
+	}
+	if err := r.writeCode(c, code); err != nil {
+		return err
 	}
 	r.log.Info("deployed to this worker; waiting for its key", "contract", id.String())
 	return r.startInstance(k, c)
 }
 
-// keepCode checks an instance's published code against its hash and keeps
-// it in DataDir/code; code that does not check marks the instance broken.
-func (r *Runtime) keepCode(c *contractState, gz []byte) error {
+// checkCode decompresses an instance's published code and checks it
+// against the instance's code hash.
+func checkCode(c *contractState, gz []byte) ([]byte, error) {
 	code, err := wasmcode.Gunzip(gz, maxCodeBytes)
-	if err == nil {
-		if sum := sha256.Sum256(code); !bytes.Equal(sum[:], c.CodeHash) {
-			err = errors.New("the code does not match its published hash")
-		}
-	}
 	if err != nil {
-		c.Broken = err.Error()
-		return nil
+		return nil, err
 	}
+	if sum := sha256.Sum256(code); !bytes.Equal(sum[:], c.CodeHash) {
+		return nil, errors.New("the code does not match its published hash")
+	}
+	return code, nil
+}
+
+// writeCode keeps checked code in DataDir/code, where startInstance reads
+// it.
+func (r *Runtime) writeCode(c *contractState, code []byte) error {
 	if err := os.MkdirAll(filepath.Dir(r.codeFile(c.CodeHash)), 0o700); err != nil {
 		return err
 	}
@@ -489,7 +493,7 @@ func (r *Runtime) dropInstance(k string, c *contractState) {
 	delete(r.running, k)
 	clear(c.Key)
 	c.Mine, c.Live, c.Recovery, c.Key, c.State = false, false, nil, nil, nil
-	c.Inputs, c.Sent, c.CkptInputs, c.LastInput, c.Broken = 0, 0, 0, 0, ""
+	c.Inputs, c.Sent, c.LastInput, c.Broken = 0, 0, 0, ""
 }
 
 // onCommand executes a command to an instance this pRuntime runs live, in

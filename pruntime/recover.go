@@ -3,11 +3,9 @@ package pruntime
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -16,7 +14,6 @@ import (
 	"github.com/phala-go/phala/crypto"
 	"github.com/phala-go/phala/internal/inbox"
 	"github.com/phala-go/phala/internal/strictpb"
-	"github.com/phala-go/phala/internal/wasmcode"
 	"github.com/phala-go/phala/proof"
 	"github.com/phala-go/phala/proto/chainpb"
 	"github.com/phala-go/phala/proto/pruntimepb"
@@ -83,13 +80,11 @@ func (r *Runtime) recover(id crypto.ContractID, k string, c *contractState, req 
 		return nil, fmt.Errorf("the chain no longer names this worker a miner of %s", id)
 	}
 	var load *checkpointState
-	var ckptInputs uint64
 	switch {
 	case len(req.Checkpoint) > 0 || !c.Recovery.Loaded:
 		if load, err = r.openCheckpoint(id, c, &rec, req.Checkpoint); err != nil {
 			return nil, err
 		}
-		ckptInputs = load.Inputs
 	case rec.InboxStart > c.Inputs:
 		return nil, fmt.Errorf("a newer checkpoint (inputs %d) replaced the inputs from %d on; send it", rec.InboxStart, c.Inputs)
 	}
@@ -135,11 +130,8 @@ func (r *Runtime) recover(id crypto.ContractID, k string, c *contractState, req 
 			if req.CodeGzip == nil {
 				return nil, fmt.Errorf("this worker does not have the contract's code; send it (code_gzip)")
 			}
-			if code, err = wasmcode.Gunzip(req.CodeGzip, maxCodeBytes); err != nil {
+			if code, err = checkCode(c, req.CodeGzip); err != nil {
 				return nil, fmt.Errorf("the code sent: %w", err)
-			}
-			if sum := sha256.Sum256(code); !bytes.Equal(sum[:], c.CodeHash) {
-				return nil, fmt.Errorf("the code sent does not match the contract's code hash")
 			}
 		}
 	}
@@ -148,29 +140,21 @@ func (r *Runtime) recover(id crypto.ContractID, k string, c *contractState, req 
 	if load != nil {
 		if r.running[k] == nil && c.Broken == "" {
 			if code != nil {
-				if err := os.MkdirAll(filepath.Dir(r.codeFile(c.CodeHash)), 0o700); err != nil {
-					return nil, err
-				}
-				if err := os.WriteFile(r.codeFile(c.CodeHash), code, 0o600); err != nil {
+				if err := r.writeCode(c, code); err != nil {
 					return nil, err
 				}
 			}
-			if err := r.startInstance(k, c); err != nil {
+			if err := r.startInstance(k, c); err != nil { // with c.Key: its input key too
 				return nil, err
 			}
 		}
-		c.Inputs, c.Sent, c.CkptInputs, c.State = load.Inputs, load.Sent, ckptInputs, load.Pairs
+		c.Inputs, c.Sent, c.State = load.Inputs, load.Sent, load.Pairs
 		c.LastInput = 0
 		if rec.Checkpoint != nil {
 			c.LastInput = rec.Checkpoint.Height
 		}
 		if run := r.running[k]; run != nil {
 			run.store, run.dirty = vm.NewMemStoreFrom(load.Pairs), true
-			if run.input == nil {
-				if run.input, err = crypto.ContractInputKey(c.Key); err != nil {
-					return nil, err
-				}
-			}
 		}
 		c.Recovery.Loaded = true
 		r.log.Info("loaded a contract's checkpoint", "contract", id.String(), "inputs", load.Inputs, "pairs", len(load.Pairs))
@@ -186,7 +170,7 @@ func (r *Runtime) recover(id crypto.ContractID, k string, c *contractState, req 
 		run.session = nil
 	}
 	c.Recovery.Error = ""
-	st := &pruntimepb.Recovery{Contract: id.Bytes(), Keyed: true, Loaded: true, NextInput: c.Inputs, CheckpointInputs: c.CkptInputs}
+	st := &pruntimepb.Recovery{Contract: id.Bytes(), Keyed: true, Loaded: true, NextInput: c.Inputs}
 	resp := &pruntimepb.RecoverResponse{Status: st, Replayed: uint32(len(inputs))}
 	if c.Inputs == rec.Inputs {
 		c.Live, c.Recovery, resp.Done = true, nil, true
@@ -273,7 +257,7 @@ func (r *Runtime) recoveries() []*pruntimepb.Recovery {
 		if c.Mine && !c.Live && c.Recovery != nil {
 			raw, _ := hex.DecodeString(k)
 			out = append(out, &pruntimepb.Recovery{Contract: raw, Keyed: c.Recovery.Keyed, Loaded: c.Recovery.Loaded,
-				NextInput: c.Inputs, CheckpointInputs: c.CkptInputs, Error: c.Recovery.Error})
+				NextInput: c.Inputs, Error: c.Recovery.Error})
 		}
 	}
 	slices.SortFunc(out, func(a, b *pruntimepb.Recovery) int { return bytes.Compare(a.Contract, b.Contract) })

@@ -14,9 +14,8 @@ import (
 
 // Reasons a contract's miners change, as ContractReassigned states them.
 const (
-	ReasonRequested    = "requested by the deployer"
-	ReasonUnavailable  = "its miner can no longer run contracts (retired, expired, renewed away or seated as a gatekeeper)"
-	ReasonUnresponsive = "its miner was found unresponsive"
+	ReasonRequested   = "requested by the deployer"
+	ReasonUnavailable = "its miner can no longer run contracts (retired, expired, renewed away or seated as a gatekeeper)"
 )
 
 // ValidateReassign checks a reassignment without reading state.
@@ -93,103 +92,80 @@ func reassign(kv store.KV, log *mq.Log, c *chainpb.Contract, miners [][]byte, re
 	}}})
 }
 
-// ReassignFrom moves every instance worker runs to another miner (for
-// monitoring: an unresponsive miner loses its contracts). An instance
-// with other miners left keeps those; one whose only miner it was gets
-// the least loaded eligible worker, or waits with no miner (its inputs
-// queue in the inbox) if there is none.
-func ReassignFrom(kv store.KV, log *mq.Log, worker []byte, reason string, h Hooks) error {
-	all, err := List(kv)
-	if err != nil {
-		return err
-	}
-	for _, c := range all {
-		if inbox.IsMiner(c.Miners, worker) {
-			if err := replace(kv, log, c, all, func(w []byte) bool { return bytes.Equal(w, worker) }, reason, h); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
 // EndBlock reassigns the instances whose miners can no longer run
 // contracts (Hooks.Miner refuses them: retired, expired, renewed away,
-// seated as gatekeepers), and gives an instance left without a miner the
-// first eligible worker. It reads every instance once per block.
+// seated as gatekeepers; the responsiveness monitoring will add workers it
+// finds unresponsive), and gives an instance left without a miner the
+// eligible worker running the fewest instances, the earliest registered
+// on a tie. An instance with no eligible worker waits without a miner:
+// its inputs queue in the inbox. It reads every instance once per block,
+// and asks Hooks about each worker at most once.
 func EndBlock(kv store.KV, log *mq.Log, h Hooks) error {
 	all, err := List(kv)
 	if err != nil {
 		return err
 	}
-	unable := map[string]bool{}
-	for _, c := range all {
-		for _, w := range c.Miners {
-			if _, seen := unable[string(w)]; seen {
-				continue
-			}
-			err := h.Miner(w)
-			if err != nil && !errors.Is(err, ErrBadMiner) {
-				return err // the state, not the miner, failed
-			}
-			unable[string(w)] = err != nil
+	able := map[string]bool{}
+	canRun := func(w []byte) (bool, error) {
+		if ok, seen := able[string(w)]; seen {
+			return ok, nil
 		}
+		err := h.Miner(w)
+		if err != nil && !errors.Is(err, ErrBadMiner) {
+			return false, err // the state, not the miner, failed
+		}
+		able[string(w)] = err == nil
+		return err == nil, nil
 	}
+	var load map[string]int // instances per miner, counted on first need
+	var workers [][]byte
 	for _, c := range all {
-		var gone func([]byte) bool
-		if len(c.Miners) == 0 {
-			gone = func([]byte) bool { return false }
-		}
+		var keep [][]byte
 		for _, w := range c.Miners {
-			if unable[string(w)] {
-				gone = func(w []byte) bool { return unable[string(w)] }
-				break
-			}
-		}
-		if gone != nil {
-			if err := replace(kv, log, c, all, gone, ReasonUnavailable, h); err != nil {
+			ok, err := canRun(w)
+			if err != nil {
 				return err
 			}
+			if ok {
+				keep = append(keep, w)
+			}
+		}
+		if len(keep) > 0 && len(keep) == len(c.Miners) {
+			continue
+		}
+		if len(keep) == 0 {
+			if load == nil {
+				load = map[string]int{}
+				for _, o := range all {
+					for _, w := range o.Miners {
+						load[string(w)]++
+					}
+				}
+				if workers, err = h.Workers(); err != nil {
+					return err
+				}
+			}
+			var best []byte
+			for _, w := range workers {
+				ok, err := canRun(w)
+				if err != nil {
+					return err
+				}
+				if ok && (best == nil || load[string(w)] < load[string(best)]) {
+					best = w
+				}
+			}
+			if best == nil && len(c.Miners) == 0 {
+				continue // still no one to run it
+			}
+			if best != nil {
+				keep = [][]byte{best}
+				load[string(best)]++
+			}
+		}
+		if err := reassign(kv, log, c, keep, ReasonUnavailable); err != nil {
+			return err
 		}
 	}
 	return nil
-}
-
-// replace drops the miners of c that gone reports and, if none is left,
-// picks the eligible worker running the fewest instances (all), the
-// earliest registered on a tie.
-func replace(kv store.KV, log *mq.Log, c *chainpb.Contract, all []*chainpb.Contract, gone func([]byte) bool, reason string, h Hooks) error {
-	var keep [][]byte
-	for _, w := range c.Miners {
-		if !gone(w) {
-			keep = append(keep, w)
-		}
-	}
-	if len(keep) == 0 {
-		cands, err := h.Workers()
-		if err != nil {
-			return err
-		}
-		load := map[string]int{}
-		for _, o := range all {
-			for _, w := range o.Miners {
-				load[string(w)]++
-			}
-		}
-		var best []byte
-		for _, w := range cands {
-			if gone(w) || h.Miner(w) != nil {
-				continue
-			}
-			if best == nil || load[string(w)] < load[string(best)] {
-				best = w
-			}
-		}
-		if best != nil {
-			keep = [][]byte{best}
-		} else if len(c.Miners) == 0 {
-			return nil // still no one to run it
-		}
-	}
-	return reassign(kv, log, c, keep, reason)
 }

@@ -33,6 +33,7 @@ var (
 	ErrRetired           = errs.Register(Codespace, 16, "worker retired")
 	ErrRenewal           = errs.Register(Codespace, 17, "invalid identity renewal")
 	ErrRenewed           = errs.Register(Codespace, 18, "worker identity renewed")
+	ErrSeated            = errs.Register(Codespace, 19, "worker holds a gatekeeper seat")
 )
 
 const (

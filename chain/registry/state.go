@@ -217,6 +217,37 @@ func Retire(kv store.KV, log *mq.Log, signingKey []byte) error {
 	return log.Append(&chainpb.WorkerEvent{Kind: &chainpb.WorkerEvent_WorkerRetired{WorkerRetired: &chainpb.WorkerRetired{Worker: signingKey}}})
 }
 
+// ValidateRetire checks a MsgRetireWorker without state.
+func ValidateRetire(m *chainpb.MsgRetireWorker) error {
+	if len(m.Worker) != ed25519.PublicKeySize {
+		return ErrMalformed.Wrapf("worker must be a %d-byte identity key, got %d bytes", ed25519.PublicKeySize, len(m.Worker))
+	}
+	return nil
+}
+
+// Deregister retires a worker at its operator's request. A worker that is
+// unknown, already retired or renewed (its successor acts for it) is
+// refused, as is the genesis worker (it retires at the launch).
+func Deregister(kv store.KV, log *mq.Log, signer crypto.Address, m *chainpb.MsgRetireWorker) error {
+	w, err := Worker(kv, m.Worker)
+	if err != nil {
+		return err
+	}
+	switch {
+	case w == nil:
+		return ErrUnknownWorker.Wrapf("no worker has identity key %X", m.Worker)
+	case !bytes.Equal(w.Operator, signer[:]):
+		return ErrNotOperator.Wrapf("worker %X is operated by another account", m.Worker)
+	case w.Retired:
+		return ErrRetired.Wrapf("worker %X is already retired", m.Worker)
+	case len(w.Successor) > 0:
+		return ErrRenewed.Wrapf("worker %X renewed its identity; retire its successor %X", m.Worker, w.Successor)
+	case w.Genesis:
+		return ErrMalformed.Wrapf("the genesis worker retires at the launch by itself")
+	}
+	return Retire(kv, log, m.Worker)
+}
+
 // MeasurementAllowed reports whether a pRuntime build is on the allowlist.
 func MeasurementAllowed(r store.Reader, platform string, m []byte) (bool, error) {
 	v, err := r.Get(measurementKey(platform, m))

@@ -126,6 +126,33 @@ func txCmd(g *globals) *cobra.Command {
 	push.MarkFlagRequired("topic")
 	push.MarkFlagsMutuallyExclusive("payload", "payload-hex")
 
-	cmd.AddCommand(transfer, push)
+	var rf txFlags
+	var worker string
+	retire := &cobra.Command{
+		Use:   "retire-worker --worker WORKER --from OPERATOR",
+		Short: "Deregister a worker for good (its operator only)",
+		Long: `Deregister WORKER (its identity key, or its operator's key name), signed by its
+operator. The chain marks it retired; its pRuntime erases its keys when it sees
+that; the contracts it ran move to other miners at the end of the block and
+recover from their checkpoints. A gatekeeper cannot deregister while it holds a
+seat (registry/19).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := client.New(g.nodeAddr())
+			if err != nil {
+				return err
+			}
+			w, err := resolveWorker(cmd.Context(), g, c, worker)
+			if err != nil {
+				return fmt.Errorf("--worker: %w", err)
+			}
+			return rf.send(cmd, g, &chainpb.TxBody{Msg: &chainpb.TxBody_RetireWorker{RetireWorker: &chainpb.MsgRetireWorker{Worker: w.SigningKey}}})
+		},
+	}
+	rf.register(retire)
+	retire.Flags().StringVar(&worker, "worker", "", "the worker: identity key (hex) or its operator's key name (required)")
+	retire.MarkFlagRequired("worker")
+
+	cmd.AddCommand(transfer, push, retire)
 	return cmd
 }
