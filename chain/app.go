@@ -436,7 +436,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (
 			return nil, fmt.Errorf("collect fees of block %d: %w", req.Height, err)
 		}
 	}
-	if err := endBlock(execEnv{kv: blk, log: log, block: blkCtx}); err != nil {
+	if err := endBlock(execEnv{kv: blk, log: log, block: blkCtx, hash: req.Hash}); err != nil {
 		return nil, fmt.Errorf("end block %d: %w", req.Height, err)
 	}
 	// Updating the tree detaches children from nodes that committed

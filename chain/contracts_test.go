@@ -77,6 +77,7 @@ func newContractFixtureWith(t *testing.T, tune func(*Genesis)) *contractFixture 
 		g.Registry.GenesisWorker = &registry.GenesisWorker{SigningKey: gen.pub(), HPKEKey: gen.hpke.PublicKey()}
 		g.Gatekeeper = &gatekeeper.Genesis{Params: gatekeeper.Params{NGatekeepers: 2, ElectionHeight: 3, HandoverBlocks: 4}, RootPublicKey: crypto.RootPublicKey(root)}
 		g.Staking.MinCandidateStake = 10 * 1_000_000
+		g.Staking.MinMinerStake = 0 // TestMinerBond covers the minimum
 		g.Contracts = &p
 		if tune != nil {
 			tune(g)
@@ -550,7 +551,7 @@ func TestContractKeyAndCommands(t *testing.T) {
 	}
 	// The first copy is the instance's input 0: it carries the init
 	// arguments with k_c sealed to the miner.
-	wantKeyed := &chainpb.ContractKeyed{Contract: id.Bytes(), PublicKey: pub, Keys: sent.Sealed, Gatekeeper: f.a.pub(), Initial: true, InitArgs: []byte(`{"owner":"alice"}`)}
+	wantKeyed := &chainpb.ContractKeyed{Contract: id.Bytes(), PublicKey: pub, Keys: sent.Sealed, Gatekeeper: f.a.pub(), Initial: true, InitArgs: []byte(`{"owner":"alice"}`), WrappedKey: sent.WrappedKey}
 	if got := evs[0].GetContractKeyed(); !proto.Equal(got, wantKeyed) {
 		t.Fatalf("ContractKeyed\n got %v\nwant %v", got, wantKeyed)
 	}

@@ -49,6 +49,8 @@ func validateStateless(tx *auth.Tx, p auth.Params, chainID string) error {
 		err = contracts.ValidateReassign(m.ReassignContract)
 	case *chainpb.TxBody_RetireWorker:
 		err = registry.ValidateRetire(m.RetireWorker)
+	case *chainpb.TxBody_Unbond:
+		err = staking.ValidateUnbond(m.Unbond)
 	default:
 		err = auth.ErrUnknownMsg.Wrapf("%T", m)
 	}
@@ -93,6 +95,9 @@ type execEnv struct {
 	kv    store.KV
 	log   *mq.Log
 	block registry.Block
+	// hash is the block's hash (block execution only): it seeds the draw
+	// of a root key rotation's leaders.
+	hash []byte
 }
 
 // execMsg performs the transaction's message. On error the caller discards
@@ -139,7 +144,7 @@ func execMsg(env execEnv, tx *auth.Tx) (note string, err error) {
 		case *chainpb.WorkerMessage_ContractCheckpoint:
 			return contracts.HandleCheckpoint(kv, log, sm.Sender, k.ContractCheckpoint)
 		}
-		return gatekeeper.HandleMessage(kv, log, sm.Sender, wm, launchHooks(env))
+		return gatekeeper.HandleMessage(kv, log, sm.Sender, wm, rotationHooks(env))
 	case *chainpb.TxBody_Stake:
 		if err := staking.Stake(kv, tx.Signer, m.Stake, workerOperator(env)); err != nil {
 			return "", err
@@ -157,13 +162,24 @@ func execMsg(env execEnv, tx *auth.Tx) (note string, err error) {
 	case *chainpb.TxBody_RetireWorker:
 		// A gatekeeper leaves with the root key rotation (the eras), not
 		// by itself: the seats must stay filled.
-		if seated, err := gatekeeper.Seated(kv, m.RetireWorker.Worker); err != nil {
+		if seated, err := gatekeeper.Involved(kv, m.RetireWorker.Worker); err != nil {
 			return "", err
 		} else if seated {
-			return "", registry.ErrSeated.Wrapf("worker %X is a gatekeeper; it cannot deregister while it holds a seat", m.RetireWorker.Worker)
+			return "", registry.ErrSeated.Wrapf("worker %X is a gatekeeper (or elected to be one); it cannot deregister while it holds a seat", m.RetireWorker.Worker)
 		}
 		// Its contracts move at the end of the block (contracts.EndBlock).
 		return "", registry.Deregister(kv, log, tx.Signer, m.RetireWorker)
+	case *chainpb.TxBody_Unbond:
+		return "", staking.Unbond(kv, tx.Signer, env.block.Height, m.Unbond, staking.UnbondHooks{
+			Operator: func(w []byte) ([]byte, error) {
+				wk, err := registry.Worker(kv, w)
+				if err != nil || wk == nil {
+					return nil, err
+				}
+				return wk.Operator, nil
+			},
+			Gatekeeper: func(w []byte) (bool, error) { return gatekeeper.Involved(kv, w) },
+		})
 	default:
 		return "", auth.ErrUnknownMsg.Wrapf("%T", m)
 	}
@@ -171,10 +187,43 @@ func execMsg(env execEnv, tx *auth.Tx) (note string, err error) {
 
 // endBlock runs the modules' end-of-block work on the block's writes.
 func endBlock(env execEnv) error {
-	if err := gatekeeper.EndBlock(env.kv, env.log, env.block.Height, launchHooks(env)); err != nil {
+	if err := gatekeeper.EndBlock(env.kv, env.log, env.block.Height, env.hash, rotationHooks(env)); err != nil {
+		return err
+	}
+	if err := staking.EndBlock(env.kv, env.block.Height); err != nil {
 		return err
 	}
 	return contracts.EndBlock(env.kv, env.log, contractHooks(env))
+}
+
+func rotationHooks(env execEnv) gatekeeper.RotationHooks {
+	return gatekeeper.RotationHooks{
+		Hooks:          launchHooks(env),
+		KeyedContracts: func() ([][]byte, error) { return contracts.KeyedContracts(env.kv) },
+		SetWrappedKey:  func(id, w []byte) error { return contracts.SetWrappedKey(env.kv, id, w) },
+		Awaiting:       func() ([]*chainpb.AwaitingKey, error) { return contracts.Awaiting(env.kv) },
+		Slash: func(w []byte) error {
+			p, err := staking.LoadParams(env.kv)
+			if err != nil {
+				return err
+			}
+			return slash(env, w, p.SlashGatekeeperPermille)
+		},
+	}
+}
+
+// slash takes permille of worker's bond (nothing if it has no record).
+func slash(env execEnv, w []byte, permille uint64) error {
+	wk, err := registry.Worker(env.kv, w)
+	if err != nil || wk == nil {
+		return err
+	}
+	op, err := crypto.AddressFromBytes(wk.Operator)
+	if err != nil {
+		return err
+	}
+	_, err = staking.Slash(env.kv, w, op, permille)
+	return err
 }
 
 // platformVerifier wires the TEE platforms into the registry.
@@ -236,9 +285,16 @@ func contractHooks(env execEnv) contracts.Hooks {
 			} else if seated {
 				return contracts.ErrBadMiner.Wrapf("worker %X is a gatekeeper; gatekeepers hold keys and run no contracts", w)
 			}
+			if ok, err := staking.MinerBonded(env.kv, w); err != nil {
+				return err
+			} else if !ok {
+				p, _ := staking.LoadParams(env.kv)
+				return contracts.ErrBadMiner.Wrapf("worker %X has less than the %d uPHA a miner must bond; its operator bonds with `phala tx stake`", w, p.MinMinerStake)
+			}
 			return nil
 		},
 		Gatekeeper: func(w []byte) (bool, error) { return gatekeeper.Seated(env.kv, w) },
+		Rotating:   func() (bool, error) { return gatekeeper.Rotating(env.kv) },
 		Workers: func() ([][]byte, error) {
 			ws, err := registry.Workers(env.kv)
 			keys := make([][]byte, len(ws))

@@ -41,6 +41,8 @@ const (
 	QueryWorkers = "/registry/workers"
 	// QueryLaunch: value = chainpb.LaunchState (empty if no launch is configured).
 	QueryLaunch = "/gatekeeper/launch"
+	// QueryEra: value = chainpb.EraState (empty before the launch).
+	QueryEra = "/gatekeeper/era"
 	// QuerySequence: data = worker identity key; value = its next message
 	// sequence, 8 bytes big endian.
 	QuerySequence = "/mq/sequence"
@@ -130,7 +132,7 @@ func (a *App) query(req *abci.QueryRequest) (*abci.QueryResponse, error) {
 		}
 		v, _ := json.Marshal(p)
 		return &abci.QueryResponse{Value: v, Height: height}, nil
-	case QueryWorker, QueryWorkers, QueryLaunch, QuerySequence, QueryGenesisHash, QueryContract, QueryContracts, QueryContractParams, QueryDiscrepancies:
+	case QueryWorker, QueryWorkers, QueryLaunch, QueryEra, QuerySequence, QueryGenesisHash, QueryContract, QueryContracts, QueryContractParams, QueryDiscrepancies:
 		snap, err := a.snapshotAt(height)
 		if err != nil {
 			return nil, err
@@ -141,7 +143,7 @@ func (a *App) query(req *abci.QueryRequest) (*abci.QueryResponse, error) {
 		}
 		return &abci.QueryResponse{Key: req.Data, Value: v, Height: height}, nil
 	}
-	return nil, ErrUnknownQuery.Wrapf("%q; known paths: %s", req.Path, strings.Join([]string{QueryStore, QueryEventLog, QueryAccount, QueryParams, QueryWorker, QueryWorkers, QueryLaunch, QuerySequence, QueryGenesisHash, QueryContract, QueryContracts, QueryContractParams, QueryDiscrepancies}, " "))
+	return nil, ErrUnknownQuery.Wrapf("%q; known paths: %s", req.Path, strings.Join([]string{QueryStore, QueryEventLog, QueryAccount, QueryParams, QueryWorker, QueryWorkers, QueryLaunch, QueryEra, QuerySequence, QueryGenesisHash, QueryContract, QueryContracts, QueryContractParams, QueryDiscrepancies}, " "))
 }
 
 // queryModule answers the module queries from a committed snapshot.
@@ -168,6 +170,12 @@ func queryModule(r store.Reader, path string, data []byte) ([]byte, error) {
 			return nil, err
 		}
 		return proto.Marshal(st)
+	case QueryEra:
+		es, err := gatekeeper.Era(r)
+		if err != nil || es == nil {
+			return nil, err
+		}
+		return proto.Marshal(es)
 	case QuerySequence:
 		n, err := mq.NextSequence(r, data)
 		return binary.BigEndian.AppendUint64(nil, n), err

@@ -52,6 +52,17 @@ func (c *Client) Launch(ctx context.Context) (*chainpb.LaunchState, error) {
 	return &st, proto.Unmarshal(r.Value, &st)
 }
 
+// Era reads the current root key's era, gatekeepers and any rotation in
+// progress; nil before the launch.
+func (c *Client) Era(ctx context.Context) (*chainpb.EraState, error) {
+	r, err := c.query(ctx, chain.QueryEra, nil, 0, false)
+	if err != nil || len(r.Value) == 0 {
+		return nil, err
+	}
+	var es chainpb.EraState
+	return &es, proto.Unmarshal(r.Value, &es)
+}
+
 // NextSequence is the sequence the chain expects from a worker next.
 func (c *Client) NextSequence(ctx context.Context, worker []byte) (uint64, error) {
 	r, err := c.query(ctx, chain.QuerySequence, worker, 0, false)

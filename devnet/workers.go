@@ -49,7 +49,21 @@ func DefaultWorkers() []WorkerSpec {
 const (
 	OperatorBalance = 100_000 * bank.UnitsPerPHA
 	CandidateStake  = 10_000 * bank.UnitsPerPHA
+	// MinerStake is what a devnet miner's operator bonds (and the chain's
+	// minimum to run contracts).
+	MinerStake = 100 * bank.UnitsPerPHA
 )
+
+// StakeFor is what a worker of role bonds once registered.
+func StakeFor(role string) uint64 {
+	switch role {
+	case "gatekeeper":
+		return CandidateStake
+	case "miner":
+		return MinerStake
+	}
+	return 0
+}
 
 // WorkerDir is where worker name keeps its simulated CPU and sealed state.
 func WorkerDir(home, name string) string { return filepath.Join(home, "workers", name) }
@@ -104,6 +118,7 @@ func layoutLaunch(home string, workers []WorkerSpec, g *chain.Genesis, governanc
 	g.Registry.Params.AttestationServices = []string{hex.EncodeToString(svcKey.Public().(ed25519.PublicKey))}
 	g.Registry.Measurements = []registry.Measurement{{Platform: sim.PlatformName, Measurement: hex.EncodeToString(m)}}
 	g.Staking.MinCandidateStake = CandidateStake
+	g.Staking.MinMinerStake = MinerStake
 	for _, w := range workers {
 		cpu, m, err := platform(home, w.Name)
 		if err != nil {
@@ -223,9 +238,7 @@ func (ws *Workers) startWorker(ctx context.Context, home, rpc string, genesis []
 	if w.Role != "genesis" {
 		cfg.Attest = &attest.Client{URL: ws.Attest.URL()}
 	}
-	if w.Role == "gatekeeper" {
-		cfg.Stake = CandidateStake
-	}
+	cfg.Stake = StakeFor(w.Role)
 	h, err := host.New(cfg)
 	if err != nil {
 		return err

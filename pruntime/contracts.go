@@ -54,9 +54,13 @@ type contractState struct {
 	// (they wait in the chain's inbox).
 	Live bool `json:"live,omitempty"`
 	// Recovery is a miner's takeover in progress (nil otherwise).
-	Recovery *recovery         `json:"recovery,omitempty"`
-	Key      []byte            `json:"key,omitempty"`   // k_c
-	State    map[string][]byte `json:"state,omitempty"` // the live store, as last sealed
+	Recovery *recovery `json:"recovery,omitempty"`
+	Key      []byte    `json:"key,omitempty"` // k_c
+	// Wrapped is k_c under the current root key as the chain keeps it
+	// (crypto.WrapContractKey): gatekeepers serve later miners from it, and
+	// a root key rotation re-encrypts it.
+	Wrapped []byte            `json:"wrapped,omitempty"`
+	State   map[string][]byte `json:"state,omitempty"` // the live store, as last sealed
 	// Inputs counts the inputs executed (the next one's number, as the
 	// chain numbers them); Sent the messages the execution produced (the
 	// next one's sequence).
@@ -346,12 +350,28 @@ func (r *Runtime) sendContractKey(id crypto.ContractID, miners [][]byte) error {
 	if r.st.Role != RoleGatekeeper || r.st.RootKey == nil || r.id == nil || len(miners) == 0 {
 		return nil
 	}
-	kc := crypto.DeriveContractKey(r.st.RootKey, r.chainID, id)
-	in, err := crypto.ContractInputKey(kc)
-	if err != nil {
-		return err
+	if r.st.Rotation != nil {
+		// Key traffic is paused; RotationReady names the miners owed keys.
+		return nil
 	}
-	wrapped, err := crypto.WrapContractKey(r.st.RootKey, r.chainID, id, kc)
+	// A keyed instance's k_c is the one the chain keeps; a new one is
+	// derived from the current root key.
+	var kc, wrapped []byte
+	if c := r.st.Contracts[hexKey(id[:])]; c != nil && c.Wrapped != nil {
+		var err error
+		if kc, err = crypto.UnwrapContractKey(r.st.RootKey, r.chainID, id, c.Wrapped); err != nil {
+			r.log.Warn("a stored contract key does not open under this gatekeeper's root key", "contract", id.String(), "err", err)
+			return nil
+		}
+		wrapped = c.Wrapped
+	} else {
+		kc = crypto.DeriveContractKey(r.st.RootKey, r.chainID, id)
+		var err error
+		if wrapped, err = crypto.WrapContractKey(r.st.RootKey, r.chainID, id, kc); err != nil {
+			return err
+		}
+	}
+	in, err := crypto.ContractInputKey(kc)
 	if err != nil {
 		return err
 	}
@@ -387,7 +407,7 @@ func (r *Runtime) onKeyed(ev *chainpb.WorkerEvent, kd *chainpb.ContractKeyed, t 
 		return nil
 	}
 	if c.PublicKey == nil {
-		c.KeyedHeight, c.KeyedIndex = ev.Height, ev.Index
+		c.KeyedHeight, c.KeyedIndex, c.Wrapped = ev.Height, ev.Index, kd.WrappedKey
 	}
 	c.PublicKey = kd.PublicKey
 	if !c.Mine || r.id == nil || c.Live {

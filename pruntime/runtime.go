@@ -90,6 +90,10 @@ type sealedState struct {
 	WorkerKeys map[string][]byte `json:"worker_keys,omitempty"`
 	// Contracts are every instance on chain, by hex id.
 	Contracts map[string]*contractState `json:"contracts,omitempty"`
+	// RootEra is the era of the root key held (docs/eras.md).
+	RootEra uint64 `json:"root_era,omitempty"`
+	// Rotation is the root key rotation in progress, as followed here.
+	Rotation *rotation `json:"rotation,omitempty"`
 	// BlockTime is the time of the last block whose events were applied.
 	BlockTime time.Time `json:"block_time"`
 }
@@ -558,8 +562,12 @@ func (r *Runtime) apply(ev *chainpb.WorkerEvent, t time.Time) error {
 		if proto.Unmarshal(m.Payload, &wm) != nil {
 			return nil
 		}
-		if cm := wm.GetContractMessage(); cm != nil {
-			return r.onContractMessage(ev, m.Sender, cm, t)
+		switch wm.Kind.(type) {
+		case *chainpb.WorkerMessage_ContractMessage:
+			return r.onContractMessage(ev, m.Sender, wm.GetContractMessage(), t)
+		case *chainpb.WorkerMessage_RotationShare, *chainpb.WorkerMessage_RotationKeys,
+			*chainpb.WorkerMessage_RotationState, *chainpb.WorkerMessage_RotationConfirm:
+			return r.onRotationMessage(m.Sender, &wm)
 		}
 		return r.onMessage(m, &wm)
 	case *chainpb.WorkerEvent_GatekeepersElected:
@@ -569,6 +577,12 @@ func (r *Runtime) apply(ev *chainpb.WorkerEvent, t time.Time) error {
 		if r.st.Role == RoleGenesis {
 			r.retire("the network launched")
 		}
+	case *chainpb.WorkerEvent_RotationStarted:
+		return r.onRotationStarted(k.RotationStarted)
+	case *chainpb.WorkerEvent_RotationReady:
+		return r.onRotationReady(k.RotationReady)
+	case *chainpb.WorkerEvent_RotationExpired:
+		r.onRotationExpired(k.RotationExpired)
 	case *chainpb.WorkerEvent_ContractDeployed:
 		return r.onDeployed(k.ContractDeployed)
 	case *chainpb.WorkerEvent_ContractKeyed:
@@ -701,6 +715,8 @@ func (r *Runtime) onMessage(m *chainpb.SignedMessage, wm *chainpb.WorkerMessage)
 
 // retire erases every secret: the root key and the identity.
 func (r *Runtime) retire(why string) {
+	r.st.Rotation.erase()
+	r.st.Rotation = nil
 	clear(r.st.RootKey)
 	clear(r.st.IdentitySeed)
 	clear(r.st.NextIdentitySeed)

@@ -40,3 +40,7 @@ func BalanceKey(a crypto.Address) []byte {
 // FeePool is the module account that collects transaction fees until the
 // staking and rewards module distributes them.
 var FeePool = crypto.ModuleAddress("fee_pool")
+
+// Treasury is the module account that collects slashes and forfeited
+// deposits; referenda spend it.
+var Treasury = crypto.ModuleAddress("treasury")

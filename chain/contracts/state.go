@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -140,6 +141,8 @@ type Hooks struct {
 	Miner func(worker []byte) error
 	// Gatekeeper reports whether worker holds a gatekeeper seat.
 	Gatekeeper func(worker []byte) (bool, error)
+	// Rotating reports whether a root key rotation pauses key traffic.
+	Rotating func() (bool, error)
 	// Workers lists registered workers in registration order, from which
 	// a replacement miner is picked (Miner decides which may run).
 	Workers func() ([][]byte, error)
@@ -279,6 +282,11 @@ func HandleKey(kv store.KV, log *mq.Log, sender []byte, k *chainpb.ContractKey, 
 	} else if !ok {
 		return "contract key from a worker that holds no gatekeeper seat", nil
 	}
+	if paused, err := h.Rotating(); err != nil {
+		return "", err
+	} else if paused {
+		return "key traffic is paused for the root key rotation; the gatekeepers serve this key at Rotation Ready", nil
+	}
 	c, err := Get(kv, k.Contract)
 	if errors.Is(err, ErrUnknownContract) {
 		return "contract key for an unknown contract", nil
@@ -320,7 +328,7 @@ func HandleKey(kv store.KV, log *mq.Log, sender []byte, k *chainpb.ContractKey, 
 	}
 	ev := &chainpb.ContractKeyed{Contract: c.Id, PublicKey: c.PublicKey, Keys: keys, Gatekeeper: sender, Initial: initial}
 	if initial {
-		ev.InitArgs = c.InitArgs
+		ev.InitArgs, ev.WrappedKey = c.InitArgs, c.WrappedKey
 	}
 	if err := log.Append(&chainpb.WorkerEvent{Kind: &chainpb.WorkerEvent_ContractKeyed{ContractKeyed: ev}}); err != nil {
 		return "", err
@@ -411,4 +419,49 @@ func Renew(kv store.KV, old, successor []byte) error {
 		}
 	}
 	return nil
+}
+
+// KeyedContracts lists, in ascending id order, the instances whose k_c the
+// chain keeps wrapped under the root key: the gatekeeper state a root key
+// rotation re-encrypts.
+func KeyedContracts(r store.Reader) ([][]byte, error) {
+	all, err := List(r)
+	if err != nil {
+		return nil, err
+	}
+	var ids [][]byte
+	for _, c := range all {
+		if len(c.WrappedKey) > 0 {
+			ids = append(ids, c.Id)
+		}
+	}
+	slices.SortFunc(ids, bytes.Compare)
+	return ids, nil
+}
+
+// SetWrappedKey replaces an instance's stored k_c with its re-encryption
+// under a new root key.
+func SetWrappedKey(kv store.KV, id, wrapped []byte) error {
+	c, err := Get(kv, id)
+	if err != nil {
+		return err
+	}
+	c.WrappedKey = wrapped
+	return put(kv, c)
+}
+
+// Awaiting lists the instances with miners a gatekeeper has not keyed yet,
+// in deployment order.
+func Awaiting(r store.Reader) ([]*chainpb.AwaitingKey, error) {
+	all, err := List(r)
+	if err != nil {
+		return nil, err
+	}
+	var out []*chainpb.AwaitingKey
+	for _, c := range all {
+		if len(c.AwaitingKey) > 0 {
+			out = append(out, &chainpb.AwaitingKey{Contract: c.Id, Miners: c.AwaitingKey})
+		}
+	}
+	return out, nil
 }

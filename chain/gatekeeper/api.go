@@ -19,6 +19,7 @@ const Codespace = "gatekeeper"
 // Stable rejection codes. Never renumber.
 var (
 	ErrInOpenRound = errs.Register(Codespace, 2, "worker is elected in an open launch round")
+	ErrInRotation  = errs.Register(Codespace, 3, "worker takes part in a root key rotation")
 )
 
 // Phase is where the network is in its life.
@@ -42,11 +43,20 @@ type Params struct {
 	// HandoverBlocks is how long elected gatekeepers have, in blocks, to
 	// receive the root key and confirm.
 	HandoverBlocks int64 `json:"handover_blocks"`
+	// EraBlocks is the length of an era: its last block elects the next
+	// gatekeeper set and starts the root key rotation (docs/eras.md).
+	// 0: no eras, the launch's gatekeepers and root key stay.
+	EraBlocks int64 `json:"era_blocks"`
+	// RotationBlocks is how long a rotation attempt has, in blocks, before
+	// it expires and the unresponsive are slashed.
+	RotationBlocks int64 `json:"rotation_blocks"`
 }
 
 // DefaultParams: three gatekeepers, elected from block 20, with 50 blocks
-// to confirm.
-func DefaultParams() Params { return Params{NGatekeepers: 3, ElectionHeight: 20, HandoverBlocks: 50} }
+// to confirm; eras of 600 blocks, 30 blocks per rotation attempt.
+func DefaultParams() Params {
+	return Params{NGatekeepers: 3, ElectionHeight: 20, HandoverBlocks: 50, EraBlocks: 600, RotationBlocks: 30}
+}
 
 // Genesis is the launch's genesis state.
 type Genesis struct {
@@ -61,6 +71,9 @@ func (g Genesis) Validate() error {
 	p := g.Params
 	if p.NGatekeepers < 1 || p.NGatekeepers > 100 || p.ElectionHeight < 1 || p.HandoverBlocks < 1 {
 		return fmt.Errorf("gatekeeper params: n_gatekeepers 1..100, election_height and handover_blocks positive; got %+v", p)
+	}
+	if p.EraBlocks < 0 || (p.EraBlocks > 0 && (p.RotationBlocks < 3 || p.RotationBlocks >= p.EraBlocks)) {
+		return fmt.Errorf("gatekeeper params: era_blocks 0 (no eras) or positive, and then rotation_blocks from 3 to era_blocks-1; got era_blocks %d, rotation_blocks %d", p.EraBlocks, p.RotationBlocks)
 	}
 	if len(g.RootPublicKey) != ed25519.PublicKeySize {
 		return fmt.Errorf("gatekeeper root_public_key must be %d bytes, got %d", ed25519.PublicKeySize, len(g.RootPublicKey))

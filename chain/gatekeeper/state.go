@@ -105,14 +105,20 @@ type Hooks struct {
 // EndBlock advances the launch at the end of block height: it holds the
 // election once pre-launch may end, and expires a round whose deadline
 // passed.
-func EndBlock(kv store.KV, log *mq.Log, height int64, h Hooks) error {
+//
+// After the launch it runs the eras: blockHash (this block's hash) seeds
+// the draw of a rotation's leaders.
+func EndBlock(kv store.KV, log *mq.Log, height int64, blockHash []byte, h RotationHooks) error {
 	st, err := Launch(kv)
-	if err != nil || st == nil || st.Phase != string(PhasePreLaunch) {
+	if err != nil || st == nil {
 		return err
 	}
 	p, err := LoadParams(kv)
 	if err != nil {
 		return err
+	}
+	if st.Phase != string(PhasePreLaunch) {
+		return eraEndBlock(kv, log, height, blockHash, p, h)
 	}
 	if len(st.Elected) > 0 {
 		if height < st.Deadline {
@@ -180,7 +186,11 @@ func EndBlock(kv store.KV, log *mq.Log, height int64, h Hooks) error {
 // that does not fit the launch's state (another round, a wrong key, a
 // sender with no part in it) has no effect: ignored names why. It is not an
 // error, because the message was delivered and its sequence consumed.
-func HandleMessage(kv store.KV, log *mq.Log, sender []byte, wm *chainpb.WorkerMessage, h Hooks) (ignored string, err error) {
+func HandleMessage(kv store.KV, log *mq.Log, sender []byte, wm *chainpb.WorkerMessage, h RotationHooks) (ignored string, err error) {
+	switch wm.Kind.(type) {
+	case *chainpb.WorkerMessage_RotationShare, *chainpb.WorkerMessage_RotationKeys, *chainpb.WorkerMessage_RotationState, *chainpb.WorkerMessage_RotationConfirm:
+		return handleRotation(kv, log, sender, wm, h)
+	}
 	st, err := Launch(kv)
 	if err != nil {
 		return "", err
@@ -226,7 +236,7 @@ func HandleMessage(kv store.KV, log *mq.Log, sender []byte, wm *chainpb.WorkerMe
 		if len(st.Confirmed) < len(st.Elected) {
 			return "", save(kv, st)
 		}
-		return "", launch(kv, log, st, h)
+		return "", launch(kv, log, st, h.Hooks)
 	}
 	return "not a launch message", nil
 }
@@ -237,6 +247,9 @@ func launch(kv store.KV, log *mq.Log, st *chainpb.LaunchState, h Hooks) error {
 		return err
 	}
 	if err := kv.Set(PhaseKey, []byte(PhaseLaunched)); err != nil {
+		return err
+	}
+	if err := saveEra(kv, &chainpb.EraState{Gatekeepers: st.Elected, RootPublicKey: st.RootPublicKey, Since: log.Height()}); err != nil {
 		return err
 	}
 	gks := make([][]byte, len(st.Elected))
@@ -294,27 +307,44 @@ func Renew(kv store.KV, old *chainpb.Worker, successor *chainpb.Worker) error {
 		return err
 	}
 	i := slices.IndexFunc(st.Elected, func(g *chainpb.Gatekeeper) bool { return bytes.Equal(g.SigningKey, old.SigningKey) })
-	if i < 0 {
-		return nil
-	}
-	if st.Phase != string(PhaseLaunched) {
+	if i >= 0 && st.Phase != string(PhaseLaunched) {
 		return ErrInOpenRound.Wrapf("worker %X is elected in launch round %d; renew once the round launches or expires", old.SigningKey, st.Round)
 	}
-	st.Elected[i] = &chainpb.Gatekeeper{SigningKey: successor.SigningKey, HpkeKey: successor.HpkeKey, Backing: st.Elected[i].Backing}
-	for j, c := range st.Confirmed {
-		if bytes.Equal(c, old.SigningKey) {
-			st.Confirmed[j] = successor.SigningKey
+	es, err := Era(kv)
+	if err != nil {
+		return err
+	}
+	if r := es.GetRotation(); r != nil && (hasGatekeeper(r.Incoming, old.SigningKey) || hasGatekeeper(es.Gatekeepers, old.SigningKey)) {
+		return ErrInRotation.Wrapf("worker %X takes part in the root key rotation to era %d; renew once it is ready", old.SigningKey, r.Era)
+	}
+	if i >= 0 {
+		st.Elected[i] = &chainpb.Gatekeeper{SigningKey: successor.SigningKey, HpkeKey: successor.HpkeKey, Backing: st.Elected[i].Backing}
+		for j, c := range st.Confirmed {
+			if bytes.Equal(c, old.SigningKey) {
+				st.Confirmed[j] = successor.SigningKey
+			}
+		}
+		if err := save(kv, st); err != nil {
+			return err
 		}
 	}
-	return save(kv, st)
+	if es == nil {
+		return nil
+	}
+	j := slices.IndexFunc(es.Gatekeepers, func(g *chainpb.Gatekeeper) bool { return bytes.Equal(g.SigningKey, old.SigningKey) })
+	if j < 0 {
+		return nil
+	}
+	es.Gatekeepers[j] = &chainpb.Gatekeeper{SigningKey: successor.SigningKey, HpkeKey: successor.HpkeKey, Backing: es.Gatekeepers[j].Backing}
+	return saveEra(kv, es)
 }
 
 // Seated reports whether worker holds a gatekeeper seat: the network has
-// launched and worker is one of the elected (or their renewed successors).
+// launched and worker is in the current era's set (following renewals).
 func Seated(r store.Reader, worker []byte) (bool, error) {
-	st, err := Launch(r)
-	if err != nil || st == nil || st.Phase != string(PhaseLaunched) {
+	es, err := Era(r)
+	if err != nil || es == nil {
 		return false, err
 	}
-	return slices.ContainsFunc(st.Elected, func(g *chainpb.Gatekeeper) bool { return bytes.Equal(g.SigningKey, worker) }), nil
+	return hasGatekeeper(es.Gatekeepers, worker), nil
 }

@@ -155,6 +155,9 @@ func bond(kv store.KV, from crypto.Address, amount uint64) error {
 	if err := bank.Debit(kv, from, amount, "the bond"); err != nil {
 		return err
 	}
+	if err := addUint(kv, accountBondKey(from), int64(amount)); err != nil {
+		return err
+	}
 	return bank.Credit(kv, Pool, amount)
 }
 

@@ -220,12 +220,11 @@ func localnetProcesses(home string, e devnet.Endpoints) []process {
 		if w.Query != "" {
 			args = append(args, "--query-listen", strings.TrimPrefix(w.Query, "http://"))
 		}
-		switch w.Role {
-		case "genesis":
-		case "gatekeeper":
-			args = append(args, "--attest", e.Attest, "--stake", strconv.FormatUint(devnet.CandidateStake/bank.UnitsPerPHA, 10))
-		default:
+		if w.Role != "genesis" {
 			args = append(args, "--attest", e.Attest)
+		}
+		if s := devnet.StakeFor(w.Role); s > 0 {
+			args = append(args, "--stake", strconv.FormatUint(s/bank.UnitsPerPHA, 10))
 		}
 		ps = append(ps, process{Name: w.Name + "/host", Args: args, Log: filepath.Join(devnet.WorkerDir(home, w.Name), "host.log")})
 	}
