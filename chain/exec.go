@@ -12,6 +12,7 @@ import (
 	"github.com/phala-go/phala/chain/bank"
 	"github.com/phala-go/phala/chain/contracts"
 	"github.com/phala-go/phala/chain/gatekeeper"
+	"github.com/phala-go/phala/chain/monitor"
 	"github.com/phala-go/phala/chain/mq"
 	"github.com/phala-go/phala/chain/registry"
 	"github.com/phala-go/phala/chain/staking"
@@ -143,6 +144,8 @@ func execMsg(env execEnv, tx *auth.Tx) (note string, err error) {
 			return contracts.HandleMessage(kv, log, sm.Sender, k.ContractMessage, env.block.Time)
 		case *chainpb.WorkerMessage_ContractCheckpoint:
 			return contracts.HandleCheckpoint(kv, log, sm.Sender, k.ContractCheckpoint)
+		case *chainpb.WorkerMessage_Heartbeat:
+			return monitor.Heartbeat(kv, sm.Sender, k.Heartbeat, env.block.Height, eraBlocks(kv))
 		}
 		return gatekeeper.HandleMessage(kv, log, sm.Sender, wm, rotationHooks(env))
 	case *chainpb.TxBody_Stake:
@@ -187,6 +190,14 @@ func execMsg(env execEnv, tx *auth.Tx) (note string, err error) {
 
 // endBlock runs the modules' end-of-block work on the block's writes.
 func endBlock(env execEnv) error {
+	// The era's judgement comes first: the election that follows in the
+	// same block skips the gatekeepers it excludes, and the contracts of
+	// the miners it bars move at the end.
+	if eb := eraBlocks(env.kv); eb > 0 && env.block.Height%eb == 0 {
+		if _, err := monitor.EndEra(env.kv, monitor.EraOf(env.block.Height, eb), eb, monitorHooks(env)); err != nil {
+			return err
+		}
+	}
 	if err := gatekeeper.EndBlock(env.kv, env.log, env.block.Height, env.hash, rotationHooks(env)); err != nil {
 		return err
 	}
@@ -194,6 +205,48 @@ func endBlock(env execEnv) error {
 		return err
 	}
 	return contracts.EndBlock(env.kv, env.log, contractHooks(env))
+}
+
+// eraBlocks is the era length (0: no eras, or no launch configured).
+func eraBlocks(r store.Reader) int64 {
+	p, err := gatekeeper.LoadParams(r)
+	if err != nil {
+		return 0
+	}
+	return p.EraBlocks
+}
+
+func monitorHooks(env execEnv) monitor.Hooks {
+	slashWith := func(permille func(staking.Params) uint64) func([]byte) (uint64, error) {
+		return func(w []byte) (uint64, error) {
+			p, err := staking.LoadParams(env.kv)
+			if err != nil {
+				return 0, err
+			}
+			return slash(env, w, permille(p))
+		}
+	}
+	return monitor.Hooks{
+		Workers: func() ([]*chainpb.Worker, error) { return registry.Workers(env.kv) },
+		Gatekeepers: func() ([][]byte, error) {
+			es, err := gatekeeper.Era(env.kv)
+			var out [][]byte
+			for _, g := range es.GetGatekeepers() {
+				out = append(out, g.SigningKey)
+			}
+			return out, err
+		},
+		Miner: func(w *chainpb.Worker) (bool, error) {
+			err := minerEligible(env, w.SigningKey)
+			if isRejection(err) {
+				return false, nil
+			}
+			return err == nil, err
+		},
+		SlashMiner:        slashWith(func(p staking.Params) uint64 { return p.SlashMinerPermille }),
+		SlashGatekeeper:   slashWith(func(p staking.Params) uint64 { return p.SlashGatekeeperPermille }),
+		ExcludeGatekeeper: func(w []byte) error { return gatekeeper.Exclude(env.kv, w) },
+	}
 }
 
 func rotationHooks(env execEnv) gatekeeper.RotationHooks {
@@ -207,23 +260,23 @@ func rotationHooks(env execEnv) gatekeeper.RotationHooks {
 			if err != nil {
 				return err
 			}
-			return slash(env, w, p.SlashGatekeeperPermille)
+			_, err = slash(env, w, p.SlashGatekeeperPermille)
+			return err
 		},
 	}
 }
 
 // slash takes permille of worker's bond (nothing if it has no record).
-func slash(env execEnv, w []byte, permille uint64) error {
+func slash(env execEnv, w []byte, permille uint64) (uint64, error) {
 	wk, err := registry.Worker(env.kv, w)
 	if err != nil || wk == nil {
-		return err
+		return 0, err
 	}
 	op, err := crypto.AddressFromBytes(wk.Operator)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	_, err = staking.Slash(env.kv, w, op, permille)
-	return err
+	return staking.Slash(env.kv, w, op, permille)
 }
 
 // platformVerifier wires the TEE platforms into the registry.
@@ -270,26 +323,13 @@ func contractHooks(env execEnv) contracts.Hooks {
 			return p == gatekeeper.PhaseLaunched, err
 		},
 		Miner: func(w []byte) error {
-			wk, err := registry.Active(env.kv, w, env.block.Time)
-			if err != nil {
-				if isRejection(err) {
-					return contracts.ErrBadMiner.Wrapf("%v; pick a registered worker from `phala status`", err)
-				}
+			if err := minerEligible(env, w); err != nil {
 				return err
 			}
-			if wk.Genesis {
-				return contracts.ErrBadMiner.Wrapf("worker %X is the genesis worker, which retires at launch", w)
-			}
-			if seated, err := gatekeeper.Seated(env.kv, w); err != nil {
+			if late, err := monitor.Unresponsive(env.kv, w); err != nil {
 				return err
-			} else if seated {
-				return contracts.ErrBadMiner.Wrapf("worker %X is a gatekeeper; gatekeepers hold keys and run no contracts", w)
-			}
-			if ok, err := staking.MinerBonded(env.kv, w); err != nil {
-				return err
-			} else if !ok {
-				p, _ := staking.LoadParams(env.kv)
-				return contracts.ErrBadMiner.Wrapf("worker %X has less than the %d uPHA a miner must bond; its operator bonds with `phala tx stake`", w, p.MinMinerStake)
+			} else if late {
+				return contracts.ErrBadMiner.Wrapf("worker %X was found unresponsive; it runs contracts again after a responsive era", w)
 			}
 			return nil
 		},
@@ -304,6 +344,33 @@ func contractHooks(env execEnv) contracts.Hooks {
 			return keys, err
 		},
 	}
+}
+
+// minerEligible checks worker may run contracts, responsiveness aside: an
+// error wrapping contracts.ErrBadMiner if it may not.
+func minerEligible(env execEnv, w []byte) error {
+	wk, err := registry.Active(env.kv, w, env.block.Time)
+	if err != nil {
+		if isRejection(err) {
+			return contracts.ErrBadMiner.Wrapf("%v; pick a registered worker from `phala status`", err)
+		}
+		return err
+	}
+	if wk.Genesis {
+		return contracts.ErrBadMiner.Wrapf("worker %X is the genesis worker, which retires at launch", w)
+	}
+	if seated, err := gatekeeper.Seated(env.kv, w); err != nil {
+		return err
+	} else if seated {
+		return contracts.ErrBadMiner.Wrapf("worker %X is a gatekeeper; gatekeepers hold keys and run no contracts", w)
+	}
+	if ok, err := staking.MinerBonded(env.kv, w); err != nil {
+		return err
+	} else if !ok {
+		p, _ := staking.LoadParams(env.kv)
+		return contracts.ErrBadMiner.Wrapf("worker %X has less than the %d uPHA a miner must bond; its operator bonds with `phala tx stake`", w, p.MinMinerStake)
+	}
+	return nil
 }
 
 func workerOperator(env execEnv) staking.WorkerOperator {

@@ -12,6 +12,7 @@ import (
 	"github.com/phala-go/phala/chain/bank"
 	"github.com/phala-go/phala/chain/contracts"
 	"github.com/phala-go/phala/chain/gatekeeper"
+	"github.com/phala-go/phala/chain/monitor"
 	"github.com/phala-go/phala/chain/registry"
 	"github.com/phala-go/phala/chain/staking"
 	"github.com/phala-go/phala/chain/store"
@@ -32,6 +33,17 @@ type Genesis struct {
 	// Contracts are the contract module's parameters; absent means
 	// contracts.DefaultParams.
 	Contracts *contracts.Params `json:"contracts,omitempty"`
+	// Monitor is the responsiveness monitor's parameters; absent means
+	// monitor.DefaultParams. pRuntimes read the heartbeat interval here.
+	Monitor *monitor.Params `json:"monitor,omitempty"`
+}
+
+// monitorParams is g's monitor parameters, defaulted.
+func (g Genesis) monitorParams() monitor.Params {
+	if g.Monitor == nil {
+		return monitor.DefaultParams()
+	}
+	return *g.Monitor
 }
 
 // contractParams is g's contract parameters, defaulted.
@@ -78,6 +90,13 @@ func (g Genesis) Validate() error {
 	if err := g.Staking.Validate(); err != nil {
 		return fmt.Errorf("genesis staking: %w", err)
 	}
+	var eraBlocks int64
+	if g.Gatekeeper != nil {
+		eraBlocks = g.Gatekeeper.Params.EraBlocks
+	}
+	if err := g.monitorParams().Validate(eraBlocks); err != nil {
+		return fmt.Errorf("genesis: %w", err)
+	}
 	if err := g.contractParams().Validate(); err != nil {
 		return fmt.Errorf("genesis contracts: %w", err)
 	}
@@ -110,6 +129,9 @@ func initGenesis(kv store.KV, g Genesis, genesisHash []byte, genesisTime time.Ti
 		return err
 	}
 	if err := contracts.InitGenesis(kv, g.contractParams()); err != nil {
+		return err
+	}
+	if err := monitor.InitGenesis(kv, g.monitorParams()); err != nil {
 		return err
 	}
 	if g.Gatekeeper != nil {

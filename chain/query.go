@@ -16,6 +16,7 @@ import (
 	"github.com/phala-go/phala/chain/contracts"
 	"github.com/phala-go/phala/chain/errs"
 	"github.com/phala-go/phala/chain/gatekeeper"
+	"github.com/phala-go/phala/chain/monitor"
 	"github.com/phala-go/phala/chain/mq"
 	"github.com/phala-go/phala/chain/registry"
 	"github.com/phala-go/phala/chain/store"
@@ -43,6 +44,9 @@ const (
 	QueryLaunch = "/gatekeeper/launch"
 	// QueryEra: value = chainpb.EraState (empty before the launch).
 	QueryEra = "/gatekeeper/era"
+	// QueryMonitor: value = the last era's responsiveness report as JSON
+	// (monitor.Report; empty before the first era ends).
+	QueryMonitor = "/monitor/report"
 	// QuerySequence: data = worker identity key; value = its next message
 	// sequence, 8 bytes big endian.
 	QuerySequence = "/mq/sequence"
@@ -132,7 +136,7 @@ func (a *App) query(req *abci.QueryRequest) (*abci.QueryResponse, error) {
 		}
 		v, _ := json.Marshal(p)
 		return &abci.QueryResponse{Value: v, Height: height}, nil
-	case QueryWorker, QueryWorkers, QueryLaunch, QueryEra, QuerySequence, QueryGenesisHash, QueryContract, QueryContracts, QueryContractParams, QueryDiscrepancies:
+	case QueryWorker, QueryWorkers, QueryLaunch, QueryEra, QueryMonitor, QuerySequence, QueryGenesisHash, QueryContract, QueryContracts, QueryContractParams, QueryDiscrepancies:
 		snap, err := a.snapshotAt(height)
 		if err != nil {
 			return nil, err
@@ -143,7 +147,7 @@ func (a *App) query(req *abci.QueryRequest) (*abci.QueryResponse, error) {
 		}
 		return &abci.QueryResponse{Key: req.Data, Value: v, Height: height}, nil
 	}
-	return nil, ErrUnknownQuery.Wrapf("%q; known paths: %s", req.Path, strings.Join([]string{QueryStore, QueryEventLog, QueryAccount, QueryParams, QueryWorker, QueryWorkers, QueryLaunch, QueryEra, QuerySequence, QueryGenesisHash, QueryContract, QueryContracts, QueryContractParams, QueryDiscrepancies}, " "))
+	return nil, ErrUnknownQuery.Wrapf("%q; known paths: %s", req.Path, strings.Join([]string{QueryStore, QueryEventLog, QueryAccount, QueryParams, QueryWorker, QueryWorkers, QueryLaunch, QueryEra, QueryMonitor, QuerySequence, QueryGenesisHash, QueryContract, QueryContracts, QueryContractParams, QueryDiscrepancies}, " "))
 }
 
 // queryModule answers the module queries from a committed snapshot.
@@ -176,6 +180,12 @@ func queryModule(r store.Reader, path string, data []byte) ([]byte, error) {
 			return nil, err
 		}
 		return proto.Marshal(es)
+	case QueryMonitor:
+		rep, err := monitor.LastReport(r)
+		if err != nil || rep == nil {
+			return nil, err
+		}
+		return json.Marshal(rep)
 	case QuerySequence:
 		n, err := mq.NextSequence(r, data)
 		return binary.BigEndian.AppendUint64(nil, n), err

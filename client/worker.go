@@ -3,12 +3,14 @@ package client
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 
 	"github.com/cometbft/cometbft/types"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/phala-go/phala/chain"
+	"github.com/phala-go/phala/chain/monitor"
 	"github.com/phala-go/phala/chain/registry"
 	"github.com/phala-go/phala/chain/staking"
 	"github.com/phala-go/phala/proto/chainpb"
@@ -61,6 +63,17 @@ func (c *Client) Era(ctx context.Context) (*chainpb.EraState, error) {
 	}
 	var es chainpb.EraState
 	return &es, proto.Unmarshal(r.Value, &es)
+}
+
+// Responsiveness reads the last era's responsiveness report; nil before
+// the first era ends.
+func (c *Client) Responsiveness(ctx context.Context) (*monitor.Report, error) {
+	r, err := c.query(ctx, chain.QueryMonitor, nil, 0, false)
+	if err != nil || len(r.Value) == 0 {
+		return nil, err
+	}
+	var rep monitor.Report
+	return &rep, json.Unmarshal(r.Value, &rep)
 }
 
 // NextSequence is the sequence the chain expects from a worker next.

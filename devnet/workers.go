@@ -164,6 +164,8 @@ type Workers struct {
 	Attest   *attest.Server
 	Runtimes map[string]*pruntime.Runtime
 	cancel   context.CancelFunc
+	mu       sync.Mutex
+	hosts    map[string]context.CancelFunc
 	wg       sync.WaitGroup
 }
 
@@ -186,7 +188,7 @@ func startWorkers(ctx context.Context, home, attestAddr, rpc string, genesis []b
 		platforms[i] = sim.New(cpu, m)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	ws := &Workers{Runtimes: map[string]*pruntime.Runtime{}, cancel: cancel}
+	ws := &Workers{Runtimes: map[string]*pruntime.Runtime{}, cancel: cancel, hosts: map[string]context.CancelFunc{}}
 	ws.Attest, err = attest.Start(ctx, attestAddr, attest.ServiceConfig{SigningKey: svcKey, KnownCPUs: cpus})
 	if err != nil {
 		cancel()
@@ -243,12 +245,30 @@ func (ws *Workers) startWorker(ctx context.Context, home, rpc string, genesis []
 	if err != nil {
 		return err
 	}
+	hctx, stop := context.WithCancel(ctx)
+	ws.mu.Lock()
+	ws.hosts[w.Name] = stop
+	ws.mu.Unlock()
 	ws.wg.Add(1)
 	go func() {
 		defer ws.wg.Done()
 		defer api.Close()
-		h.Run(ctx)
+		h.Run(hctx)
 	}()
+	return nil
+}
+
+// StopHost stops worker name's host and leaves its pRuntime running
+// unfed: what an operator whose host dies, or who holds it back, sees.
+// Its pRuntime stops syncing and posting side effects.
+func (ws *Workers) StopHost(name string) error {
+	ws.mu.Lock()
+	stop := ws.hosts[name]
+	ws.mu.Unlock()
+	if stop == nil {
+		return fmt.Errorf("devnet: no worker named %q", name)
+	}
+	stop()
 	return nil
 }
 

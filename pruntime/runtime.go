@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/phala-go/phala/crypto"
+	"github.com/phala-go/phala/internal/liveness"
 	"github.com/phala-go/phala/proof"
 	"github.com/phala-go/phala/proto/chainpb"
 	"github.com/phala-go/phala/proto/pruntimepb"
@@ -122,6 +123,10 @@ type Runtime struct {
 	faults   faults
 	view     atomic.Pointer[queryView]
 	receipts receiptBook
+	// heartbeat is the heartbeat interval (0: the chain has no eras);
+	// dueBeat the latest heartbeat block of the sync batch in progress.
+	heartbeat int64
+	dueBeat   int64
 }
 
 // New opens (or creates) pRuntime's sealed state in cfg.DataDir. A sealed
@@ -196,12 +201,48 @@ func (r *Runtime) load() error {
 		return err
 	}
 	r.chainID, r.genHash = doc.ChainID, genesisHash(doc)
+	r.heartbeat = heartbeatInterval(doc.AppState)
 	if r.st.LightClient == nil {
 		r.lc, err = lightclient.New(cfg)
 	} else {
 		r.lc, err = lightclient.Restore(cfg, r.st.LightClient)
 	}
 	return err
+}
+
+// heartbeatInterval reads the chain's heartbeat interval from the genesis
+// app state (monitor.heartbeat_blocks, default liveness's); 0 when the
+// chain has no eras, so nobody counts heartbeats.
+func heartbeatInterval(appState []byte) int64 {
+	var g struct {
+		Gatekeeper *struct {
+			Params struct {
+				EraBlocks int64 `json:"era_blocks"`
+			} `json:"params"`
+		} `json:"gatekeeper"`
+		Monitor *struct {
+			HeartbeatBlocks int64 `json:"heartbeat_blocks"`
+		} `json:"monitor"`
+	}
+	if json.Unmarshal(appState, &g) != nil || g.Gatekeeper == nil || g.Gatekeeper.Params.EraBlocks <= 0 {
+		return 0
+	}
+	if g.Monitor == nil {
+		return liveness.DefaultHeartbeatBlocks
+	}
+	return g.Monitor.HeartbeatBlocks
+}
+
+// sendHeartbeat posts a heartbeat for the latest heartbeat block of the
+// batch: one per batch, so a pRuntime catching up does not post heartbeats
+// the chain would find stale.
+func (r *Runtime) sendHeartbeat() error {
+	h := r.dueBeat
+	r.dueBeat = 0
+	if h == 0 || r.id == nil || !r.st.Registered || r.st.Role == RoleGenesis || r.st.Role == RoleRetired {
+		return nil
+	}
+	return r.send(&chainpb.WorkerMessage{Kind: &chainpb.WorkerMessage_Heartbeat{Heartbeat: &chainpb.Heartbeat{Height: h}}})
 }
 
 func parseGenesis(raw []byte) (*types.GenesisDoc, lightclient.Config, error) {
@@ -519,6 +560,9 @@ func (r *Runtime) SyncBlockchain(blocks []*pruntimepb.SyncBlock) (*pruntimepb.Sy
 				return nil, r.broken
 			}
 		}
+		if h := bs[i].SignedHeader.Height - 1; liveness.Due(h, r.heartbeat) {
+			r.dueBeat = h
+		}
 		if err := r.endBlock(bs[i].SignedHeader.Height - 1); err != nil {
 			r.broken = fmt.Errorf("end block %d: %w", bs[i].SignedHeader.Height-1, err)
 			return nil, r.broken
@@ -527,6 +571,10 @@ func (r *Runtime) SyncBlockchain(blocks []*pruntimepb.SyncBlock) (*pruntimepb.Sy
 		accepted++
 	}
 	if accepted > 0 {
+		if err := r.sendHeartbeat(); err != nil {
+			r.broken = fmt.Errorf("send a heartbeat: %w", err)
+			return nil, r.broken
+		}
 		if err := r.flushCheckpoints(); err != nil {
 			r.broken = fmt.Errorf("send checkpoints: %w", err)
 			return nil, r.broken

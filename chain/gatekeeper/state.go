@@ -88,6 +88,10 @@ func Excluded(r store.Reader, worker []byte) (bool, error) {
 	return v != nil, err
 }
 
+// Exclude bars a candidate from elections until its operator bonds again
+// (the monitor excludes unresponsive gatekeepers).
+func Exclude(kv store.KV, worker []byte) error { return kv.Set(excludedKey(worker), []byte{1}) }
+
 // ClearExclusion makes a candidate electable again.
 func ClearExclusion(kv store.KV, worker []byte) error { return kv.Delete(excludedKey(worker)) }
 

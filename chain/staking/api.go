@@ -25,7 +25,6 @@ var (
 	ErrUnbondingQueue  = errs.Register(Codespace, 9, "too many unbondings at once")
 )
 
-
 // Pool is the module account that holds bonded PHA.
 var Pool = crypto.ModuleAddress("staking")
 
