@@ -194,7 +194,12 @@ func endBlock(env execEnv) error {
 	// same block skips the gatekeepers it excludes, and the contracts of
 	// the miners it bars move at the end.
 	if eb := eraBlocks(env.kv); eb > 0 && env.block.Height%eb == 0 {
-		if _, err := monitor.EndEra(env.kv, monitor.EraOf(env.block.Height, eb), eb, monitorHooks(env)); err != nil {
+		era := monitor.EraOf(env.block.Height, eb)
+		judged, err := monitor.EndEra(env.kv, era, eb, monitorHooks(env))
+		if err != nil {
+			return err
+		}
+		if _, err := payEra(env, era, judged); err != nil {
 			return err
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/phala-go/phala/chain/gatekeeper"
 	"github.com/phala-go/phala/chain/monitor"
 	"github.com/phala-go/phala/chain/registry"
+	"github.com/phala-go/phala/chain/rewards"
 	"github.com/phala-go/phala/chain/staking"
 	"github.com/phala-go/phala/chain/store"
 	"github.com/phala-go/phala/crypto"
@@ -36,6 +37,17 @@ type Genesis struct {
 	// Monitor is the responsiveness monitor's parameters; absent means
 	// monitor.DefaultParams. pRuntimes read the heartbeat interval here.
 	Monitor *monitor.Params `json:"monitor,omitempty"`
+	// Rewards is the era rewards' parameters; absent means
+	// rewards.DefaultParams.
+	Rewards *rewards.Params `json:"rewards,omitempty"`
+}
+
+// rewardsParams is g's rewards parameters, defaulted.
+func (g Genesis) rewardsParams() rewards.Params {
+	if g.Rewards == nil {
+		return rewards.DefaultParams()
+	}
+	return *g.Rewards
 }
 
 // monitorParams is g's monitor parameters, defaulted.
@@ -97,6 +109,9 @@ func (g Genesis) Validate() error {
 	if err := g.monitorParams().Validate(eraBlocks); err != nil {
 		return fmt.Errorf("genesis: %w", err)
 	}
+	if err := g.rewardsParams().Validate(); err != nil {
+		return fmt.Errorf("genesis rewards: %w", err)
+	}
 	if err := g.contractParams().Validate(); err != nil {
 		return fmt.Errorf("genesis contracts: %w", err)
 	}
@@ -132,6 +147,9 @@ func initGenesis(kv store.KV, g Genesis, genesisHash []byte, genesisTime time.Ti
 		return err
 	}
 	if err := monitor.InitGenesis(kv, g.monitorParams()); err != nil {
+		return err
+	}
+	if err := initRewards(kv, g.rewardsParams(), genesisTime); err != nil {
 		return err
 	}
 	if g.Gatekeeper != nil {

@@ -47,6 +47,9 @@ const (
 	// QueryMonitor: value = the last era's responsiveness report as JSON
 	// (monitor.Report; empty before the first era ends).
 	QueryMonitor = "/monitor/report"
+	// QueryRewards: value = the last era's payout as JSON (RewardsReport;
+	// empty before the first era ends).
+	QueryRewards = "/rewards/report"
 	// QuerySequence: data = worker identity key; value = its next message
 	// sequence, 8 bytes big endian.
 	QuerySequence = "/mq/sequence"
@@ -136,7 +139,7 @@ func (a *App) query(req *abci.QueryRequest) (*abci.QueryResponse, error) {
 		}
 		v, _ := json.Marshal(p)
 		return &abci.QueryResponse{Value: v, Height: height}, nil
-	case QueryWorker, QueryWorkers, QueryLaunch, QueryEra, QueryMonitor, QuerySequence, QueryGenesisHash, QueryContract, QueryContracts, QueryContractParams, QueryDiscrepancies:
+	case QueryWorker, QueryWorkers, QueryLaunch, QueryEra, QueryMonitor, QueryRewards, QuerySequence, QueryGenesisHash, QueryContract, QueryContracts, QueryContractParams, QueryDiscrepancies:
 		snap, err := a.snapshotAt(height)
 		if err != nil {
 			return nil, err
@@ -147,7 +150,7 @@ func (a *App) query(req *abci.QueryRequest) (*abci.QueryResponse, error) {
 		}
 		return &abci.QueryResponse{Key: req.Data, Value: v, Height: height}, nil
 	}
-	return nil, ErrUnknownQuery.Wrapf("%q; known paths: %s", req.Path, strings.Join([]string{QueryStore, QueryEventLog, QueryAccount, QueryParams, QueryWorker, QueryWorkers, QueryLaunch, QueryEra, QueryMonitor, QuerySequence, QueryGenesisHash, QueryContract, QueryContracts, QueryContractParams, QueryDiscrepancies}, " "))
+	return nil, ErrUnknownQuery.Wrapf("%q; known paths: %s", req.Path, strings.Join([]string{QueryStore, QueryEventLog, QueryAccount, QueryParams, QueryWorker, QueryWorkers, QueryLaunch, QueryEra, QueryMonitor, QueryRewards, QuerySequence, QueryGenesisHash, QueryContract, QueryContracts, QueryContractParams, QueryDiscrepancies}, " "))
 }
 
 // queryModule answers the module queries from a committed snapshot.
@@ -182,6 +185,12 @@ func queryModule(r store.Reader, path string, data []byte) ([]byte, error) {
 		return proto.Marshal(es)
 	case QueryMonitor:
 		rep, err := monitor.LastReport(r)
+		if err != nil || rep == nil {
+			return nil, err
+		}
+		return json.Marshal(rep)
+	case QueryRewards:
+		rep, err := LastRewards(r)
 		if err != nil || rep == nil {
 			return nil, err
 		}

@@ -76,6 +76,16 @@ func (c *Client) Responsiveness(ctx context.Context) (*monitor.Report, error) {
 	return &rep, json.Unmarshal(r.Value, &rep)
 }
 
+// Rewards reads the last era's payout; nil before the first era ends.
+func (c *Client) Rewards(ctx context.Context) (*chain.RewardsReport, error) {
+	r, err := c.query(ctx, chain.QueryRewards, nil, 0, false)
+	if err != nil || len(r.Value) == 0 {
+		return nil, err
+	}
+	var rep chain.RewardsReport
+	return &rep, json.Unmarshal(r.Value, &rep)
+}
+
 // NextSequence is the sequence the chain expects from a worker next.
 func (c *Client) NextSequence(ctx context.Context, worker []byte) (uint64, error) {
 	r, err := c.query(ctx, chain.QuerySequence, worker, 0, false)

@@ -131,6 +131,17 @@ func TestUnresponsiveMinerLosesItsContract(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// The era paid: the responsive gatekeepers' backers got minted PHA,
+	// nothing went to the unresponsive miner's operator for the era, and
+	// every uPHA is accounted for.
+	pay, err := cl.Rewards(ctx)
+	if err != nil || pay == nil || pay.Era < rep.Era || pay.Minted == 0 {
+		t.Fatalf("the era's payout: %+v %v", pay, err)
+	}
+	if _, paid := pay.Work[m1]; paid && pay.Era == rep.Era {
+		t.Fatalf("the unresponsive miner was paid for work: %+v", pay)
+	}
+	checkTotals(t, net)
 	// A deploy to the unresponsive miner is refused.
 	if _, _, err := cl.DeployContract(ctx, alice.key, tokenCode, [][]byte{miner1}, nil, client.SendOptions{}); err == nil {
 		t.Fatal("a deploy to an unresponsive miner was accepted")

@@ -257,6 +257,7 @@ func (r *Runtime) publishView(blockTime time.Time) {
 		}
 	}
 	r.view.Store(v)
+	r.receipts.publish()
 }
 
 // onWorkerRegistered tracks worker keys (gatekeepers seal contract keys to
@@ -721,6 +722,14 @@ type receiptBook struct {
 	mu    sync.RWMutex
 	m     map[string]*pruntimepb.CommandReceipt
 	order []string
+	// staged receipts become visible with the query view that reflects
+	// them (publish): a client that sees a receipt reads its effect.
+	staged []stagedReceipt
+}
+
+type stagedReceipt struct {
+	key string
+	rc  *pruntimepb.CommandReceipt
 }
 
 // maxReceipts bounds the receipts kept (the oldest go first).
@@ -733,18 +742,34 @@ func receiptKey(contract string, sender []byte, nonce uint64) string {
 func (b *receiptBook) put(contract string, sender []byte, nonce uint64, rc *pruntimepb.CommandReceipt) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.staged = append(b.staged, stagedReceipt{receiptKey(contract, sender, nonce), rc})
+}
+
+// publish makes the staged receipts visible; call it once the query view
+// reflects their commands. discard drops them (the batch was not kept).
+func (b *receiptBook) publish() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.m == nil {
 		b.m = map[string]*pruntimepb.CommandReceipt{}
 	}
-	k := receiptKey(contract, sender, nonce)
-	if _, ok := b.m[k]; !ok {
-		b.order = append(b.order, k)
+	for _, s := range b.staged {
+		if _, ok := b.m[s.key]; !ok {
+			b.order = append(b.order, s.key)
+		}
+		b.m[s.key] = s.rc
 	}
-	b.m[k] = rc
-	if len(b.order) > maxReceipts {
+	b.staged = b.staged[:0]
+	for len(b.order) > maxReceipts {
 		delete(b.m, b.order[0])
 		b.order = b.order[1:]
 	}
+}
+
+func (b *receiptBook) discard() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.staged = b.staged[:0]
 }
 
 func (b *receiptBook) get(contract string, sender []byte, nonce uint64) *pruntimepb.CommandReceipt {

@@ -526,6 +526,8 @@ func (r *Runtime) SyncBlockchain(blocks []*pruntimepb.SyncBlock) (*pruntimepb.Sy
 	if len(blocks) > r.cfg.MaxBatch {
 		return nil, fmt.Errorf("%w: %d blocks in one call, limit %d", ErrBadRequest, len(blocks), r.cfg.MaxBatch)
 	}
+	// Receipts of a batch that was not kept must not show.
+	r.receipts.discard()
 	var accepted uint32
 	var verr error
 	// Decode up to the first block that does not decode, verify those in

@@ -1,6 +1,7 @@
 package bank
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/phala-go/phala/chain/store"
@@ -134,10 +135,12 @@ func InitGenesis(kv store.KV, g Genesis) error {
 	if err := g.Validate(); err != nil {
 		return err
 	}
+	var total uint64
 	for _, a := range g.Accounts {
 		if err := Credit(kv, a.Address, a.Balance); err != nil {
 			return err
 		}
+		total += a.Balance
 	}
-	return nil
+	return kv.Set(SupplyKey, binary.BigEndian.AppendUint64(nil, total))
 }

@@ -75,3 +75,35 @@ func Transfer(kv store.KV, from crypto.Address, m *chainpb.MsgTransfer) error {
 	}
 	return Credit(kv, to, uint64(m.Amount))
 }
+
+// SupplyKey holds the total supply in uPHA (8 bytes, big endian): the
+// genesis supply plus everything minted since.
+var SupplyKey = []byte("bank/supply")
+
+// Supply is the total supply.
+func Supply(r store.Reader) (uint64, error) {
+	v, err := r.Get(SupplyKey)
+	if err != nil || v == nil {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("supply is %d bytes, want 8", len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// Mint creates amount uPHA for a: the supply grows by as much (staking
+// inflation).
+func Mint(kv store.KV, to crypto.Address, amount uint64) error {
+	s, err := Supply(kv)
+	if err != nil {
+		return err
+	}
+	if s+amount < s {
+		return ErrBalanceOverflow.Wrapf("minting %d uPHA overflows the supply", amount)
+	}
+	if err := Credit(kv, to, amount); err != nil {
+		return err
+	}
+	return kv.Set(SupplyKey, binary.BigEndian.AppendUint64(nil, s+amount))
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -170,7 +171,7 @@ func Deploy(kv store.KV, log *mq.Log, deployer crypto.Address, nonce uint64, m *
 	if err != nil {
 		return id, err
 	}
-	if err := bank.Debit(kv, deployer, p.DeployFee, "the deploy fee"); err != nil {
+	if err := pay(kv, deployer, p.DeployFee, "the deploy fee"); err != nil {
 		return id, err
 	}
 	sum := sha256.Sum256(code)
@@ -234,7 +235,46 @@ func enqueue(kv store.KV, log *mq.Log, c *chainpb.Contract, t time.Time) error {
 		return err
 	}
 	c.Inputs++
+	// Each of its miners has one more input to execute: the work the era's
+	// miner rewards pay for.
+	for _, m := range c.Miners {
+		if err := addWork(kv, m, 1); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// pay moves a contract fee to the fee pool, which the era's rewards pay
+// out to miners.
+func pay(kv store.KV, from crypto.Address, amount uint64, what string) error {
+	if err := bank.Debit(kv, from, amount, what); err != nil {
+		return err
+	}
+	return bank.Credit(kv, bank.FeePool, amount)
+}
+
+func workKey(miner []byte) []byte { return append([]byte("contracts/work/"), miner...) }
+
+func addWork(kv store.KV, miner []byte, n uint64) error {
+	w, err := Work(kv, miner)
+	if err != nil {
+		return err
+	}
+	return kv.Set(workKey(miner), binary.BigEndian.AppendUint64(nil, w+n))
+}
+
+// Work is how many inputs were ordered to miner's contracts while it ran
+// them, ever: the measure of its work.
+func Work(r store.Reader, miner []byte) (uint64, error) {
+	v, err := r.Get(workKey(miner))
+	if err != nil || v == nil {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("work of %X is %d bytes, want 8", miner, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
 }
 
 // Command orders a sealed command: it charges the gas fee and logs the
@@ -257,7 +297,7 @@ func Command(kv store.KV, log *mq.Log, sender crypto.Address, nonce uint64, m *c
 	if m.GasLimit > p.MaxGas {
 		return ErrGasLimit.Wrapf("gas limit %d is over the chain's %d", m.GasLimit, p.MaxGas)
 	}
-	if err := bank.Debit(kv, sender, p.GasFee(m.GasLimit), "the command's gas"); err != nil {
+	if err := pay(kv, sender, p.GasFee(m.GasLimit), "the command's gas"); err != nil {
 		return err
 	}
 	c.Commands++

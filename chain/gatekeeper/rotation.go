@@ -412,6 +412,11 @@ func takeState(kv store.KV, rot *chainpb.Rotation, sender []byte, s *chainpb.Rot
 			return "rotation state repeats a contract", nil
 		}
 	}
+	if s.Part+1 == s.Parts && rot.KeysReceived+uint64(len(s.Keys)) != rot.KeysExpected {
+		// The leader may still send a complete last part; the deadline
+		// slashes it if it does not.
+		return fmt.Sprintf("the last part leaves the state incomplete: %d of %d keys", rot.KeysReceived+uint64(len(s.Keys)), rot.KeysExpected), nil
+	}
 	for _, k := range s.Keys {
 		if err := kv.Set(rotKeyKey(k.Contract), k.WrappedKey); err != nil {
 			return "", err
@@ -421,10 +426,6 @@ func takeState(kv store.KV, rot *chainpb.Rotation, sender []byte, s *chainpb.Rot
 	rot.PartsReceived++
 	rot.KeysReceived += uint64(len(s.Keys))
 	if rot.PartsReceived == rot.Parts {
-		if rot.KeysReceived != rot.KeysExpected {
-			// Its own fault: the deadline slashes the outgoing leader.
-			return fmt.Sprintf("the last part leaves the state incomplete: %d of %d keys", rot.KeysReceived, rot.KeysExpected), nil
-		}
 		rot.StateHeight = height
 	}
 	return "", nil

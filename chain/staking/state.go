@@ -295,3 +295,47 @@ func Renew(kv store.KV, old, successor []byte) error {
 	}
 	return nil
 }
+
+// Backer is an account's stake behind a candidate.
+type Backer struct {
+	Account crypto.Address
+	Stake   uint64
+}
+
+// Backers lists the stake behind worker: its operator's self stake first,
+// then each nomination naming it, split evenly over the nomination's
+// targets (the remainder stays with the first target), in nomination
+// order.
+func Backers(r store.Reader, worker []byte, operator crypto.Address) ([]Backer, error) {
+	s, err := SelfStake(r, worker)
+	if err != nil {
+		return nil, err
+	}
+	out := []Backer{{Account: operator, Stake: s}}
+	nidx, err := r.Get(nominatorsKey)
+	if err != nil {
+		return nil, err
+	}
+	for i := 0; i+crypto.AddressLen <= len(nidx); i += crypto.AddressLen {
+		a, _ := crypto.AddressFromBytes(nidx[i : i+crypto.AddressLen])
+		n, err := loadNomination(r, a)
+		if err != nil {
+			return nil, err
+		}
+		if n == nil || n.Amount == 0 {
+			continue
+		}
+		for j, t := range n.Targets {
+			if !bytes.Equal(t, worker) {
+				continue
+			}
+			share := n.Amount / uint64(len(n.Targets))
+			if j == 0 {
+				share += n.Amount % uint64(len(n.Targets))
+			}
+			out = append(out, Backer{Account: a, Stake: share})
+			break
+		}
+	}
+	return out, nil
+}

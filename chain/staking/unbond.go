@@ -58,6 +58,9 @@ func Bonded(r store.Reader, a crypto.Address) (uint64, error) {
 	return readUint(r, accountBondKey(a))
 }
 
+// ReadUint reads an 8-byte big-endian counter (0 if absent).
+func ReadUint(r store.Reader, key []byte) (uint64, error) { return readUint(r, key) }
+
 func readUint(r store.Reader, key []byte) (uint64, error) {
 	v, err := r.Get(key)
 	if err != nil || v == nil {

@@ -129,7 +129,7 @@ func queryCmd(g *globals) *cobra.Command {
 func statusCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
-		Short: "Show the network's height, chain id, phase, validators, gatekeepers and workers",
+		Short: "Show the network's height, chain id, phase, validators, gatekeepers, root key era, workers and responsiveness",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := client.New(g.nodeAddr())
@@ -167,6 +167,7 @@ func printWorkers(w io.Writer, st *client.Status) {
 			fmt.Fprintf(w, "  %s\tbacking %s\t%s\n", shortHex(g.Worker), bank.FormatAmount(g.Backing), state)
 		}
 	}
+	printEra(w, st.Era)
 	if len(st.Workers) > 0 {
 		fmt.Fprintf(w, "workers:\t%d\n", len(st.Workers))
 	}
@@ -200,5 +201,89 @@ func printWorkers(w io.Writer, st *client.Status) {
 	for _, d := range st.Discrepancies {
 		fmt.Fprintf(w, "  %s\tblock %d\tminer %s root %s\tstored %s by %s\n",
 			d.Contract, d.Height, shortHex(d.Miner), shortHex(d.StateRoot), shortHex(d.StoredRoot), shortHex(d.StoredBy))
+	}
+	printResponsiveness(w, st.Responsiveness)
+}
+
+// plural is n followed by one or many.
+func plural(n uint64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// printEra prints the current root key's era and the rotation in progress.
+func printEra(w io.Writer, e *client.EraStatus) {
+	if e == nil {
+		return
+	}
+	fmt.Fprintf(w, "root key era:\t%d (current since block %d; %s, %s)\n", e.Era, e.Since,
+		plural(e.Rotations, "completed rotation", "completed rotations"), plural(e.Expired, "expired attempt", "expired attempts"))
+	fmt.Fprintf(w, "root public key:\t%s\n", shortHex(e.RootPublicKey))
+	fmt.Fprintf(w, "era gatekeepers:\t%d\n", len(e.Gatekeepers))
+	for _, g := range e.Gatekeepers {
+		fmt.Fprintf(w, "  %s\tbacking %s\n", shortHex(g.Worker), bank.FormatAmount(g.Backing))
+	}
+	r := e.Rotation
+	if r == nil {
+		fmt.Fprintln(w, "rotation:\tnone in progress")
+		return
+	}
+	fmt.Fprintf(w, "rotation:\tto era %d, attempt %d (started at block %d, deadline block %d)\n", r.Era, r.Attempt, r.Started, r.Deadline)
+	fmt.Fprintf(w, "  leaders:\toutgoing %s\tincoming %s\n", shortHex(r.OutgoingLeader), shortHex(r.IncomingLeader))
+	shares := "both in"
+	switch {
+	case !r.OutgoingShared && !r.IncomingShared:
+		shares = "0 of 2 in"
+	case !r.OutgoingShared:
+		shares = "1 of 2 in (the outgoing leader's is missing)"
+	case !r.IncomingShared:
+		shares = "1 of 2 in (the incoming leader's is missing)"
+	}
+	fmt.Fprintf(w, "  shares:\t%s\n", shares)
+	if r.KeyDistributed {
+		fmt.Fprintf(w, "  new root key:\tdistributed at block %d (%s)\n", r.KeysHeight, shortHex(r.RootPublicKey))
+	} else {
+		fmt.Fprintln(w, "  new root key:\tnot distributed yet")
+	}
+	parts := "no part yet"
+	if r.Parts > 0 {
+		parts = fmt.Sprintf("parts %d of %d", r.PartsReceived, r.Parts)
+	}
+	state := ""
+	if r.StateHeight != 0 {
+		state = fmt.Sprintf(" (complete at block %d)", r.StateHeight)
+	}
+	fmt.Fprintf(w, "  state:\t%s, keys %d of %d%s\n", parts, r.KeysReceived, r.KeysExpected, state)
+	fmt.Fprintf(w, "  confirmations:\t%d of %d\n", r.Confirmations, len(r.Incoming))
+	for _, g := range r.Incoming {
+		state := "not confirmed"
+		if g.Confirmed {
+			state = "confirmed"
+		}
+		fmt.Fprintf(w, "    %s\tbacking %s\t%s\n", shortHex(g.Worker), bank.FormatAmount(g.Backing), state)
+	}
+}
+
+// printResponsiveness prints the last era's responsiveness judgement.
+func printResponsiveness(w io.Writer, r *client.ResponsivenessStatus) {
+	if r == nil {
+		return
+	}
+	late := 0
+	for _, hb := range r.Workers {
+		if hb.Unresponsive {
+			late++
+		}
+	}
+	fmt.Fprintf(w, "responsiveness:\tera %d, %d heartbeat windows (most: %d by a gatekeeper, %d by a miner); %d of %d judged workers unresponsive\n",
+		r.Era, r.Windows, r.MaxGatekeeper, r.MaxMiner, late, len(r.Workers))
+	for _, hb := range r.Workers {
+		verdict := "responsive"
+		if hb.Unresponsive {
+			verdict = "unresponsive, slashed " + bank.FormatAmount(hb.Slashed)
+		}
+		fmt.Fprintf(w, "  %s\t%s\t%d heartbeats\t%s\n", shortHex(hb.Worker), hb.Role, hb.Heartbeats, verdict)
 	}
 }
