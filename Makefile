@@ -2,7 +2,7 @@
 # and `make test`.
 GO ?= go
 
-.PHONY: devnet test build bench fuzz proto
+.PHONY: devnet test model build bench fuzz proto
 
 devnet:
 	$(GO) run ./cmd/phala devnet
@@ -12,8 +12,14 @@ devnet:
 # which the detector slows sixfold without seeing it.
 test:
 	$(GO) vet ./...
+	$(MAKE) model
 	$(GO) test -timeout 30m ./...
 	$(GO) test -race -timeout 10m ./chain/... ./proof/ ./crypto/ ./pruntime/ ./pruntime/lightclient/ ./pruntime/system/ ./internal/querywire/ ./client/
+
+# Model check of the root key rotation (docs/eras.md, "The model").
+# Needs spin and gcc: apt-get install spin.
+model:
+	bash model/check.sh
 
 build:
 	$(GO) build -o bin/phala ./cmd/phala

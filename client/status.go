@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/phala-go/phala/chain"
 	"slices"
 	"time"
 
@@ -43,6 +44,8 @@ type Status struct {
 	// Responsiveness is the last era's responsiveness judgement; absent
 	// before the first era ends.
 	Responsiveness *ResponsivenessStatus `json:"responsiveness,omitempty"`
+	// Rewards is the last era's payout; absent before the first era ends.
+	Rewards *chain.RewardsReport `json:"rewards,omitempty"`
 }
 
 // EraStatus is the current root key's era, its gatekeepers and the
@@ -334,5 +337,6 @@ func (c *Client) eraStatus(ctx context.Context, out *Status) error {
 		return err
 	}
 	out.Responsiveness = ResponsivenessView(rep)
-	return nil
+	out.Rewards, err = c.Rewards(ctx)
+	return err
 }

@@ -76,25 +76,35 @@ func TestUnresponsiveMinerLosesItsContract(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The first era that starts after the host stopped judges miner1.
+	// An era that ends after the host stopped finds miner1 unresponsive:
+	// the one it stopped in if it missed more than 3/4 of it, else the
+	// next. (The check of the verdict's arithmetic is below.)
+	m1, m2 := hex.EncodeToString(miner1), hex.EncodeToString(miner2)
 	var rep *monitor.Report
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		rep, err = cl.Responsiveness(ctx)
-		if err == nil && rep != nil && int64(rep.Era)*p.EraBlocks+1 > stopped {
-			break
+		if err == nil && rep != nil && int64(rep.Era+1)*p.EraBlocks > stopped {
+			if _, late := rep.Unresponsive[m1]; late {
+				break
+			}
+			if int64(rep.Era)*p.EraBlocks >= stopped {
+				t.Fatalf("miner1 was unfed for all of era %d and not found unresponsive: %+v", rep.Era, rep)
+			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no era judged after the host stopped at block %d: %+v %v", stopped, rep, err)
+			t.Fatalf("no era judged miner1 after its host stopped at block %d: %+v %v", stopped, rep, err)
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
-	m1, m2 := hex.EncodeToString(miner1), hex.EncodeToString(miner2)
 	if _, late := rep.Unresponsive[m1]; !late || rep.Counts[m1]*4 >= rep.MaxMiner {
 		t.Fatalf("miner1 %s was not found unresponsive (miner2 %s, host stopped at %d): %+v", m1, m2, stopped, rep)
 	}
 	if _, late := rep.Unresponsive[m2]; late || rep.Counts[m2] < rep.Windows/2 {
 		t.Fatalf("miner2, whose host runs, was judged unresponsive or counted too few: %+v", rep)
+	}
+	if stopped <= int64(rep.Era)*p.EraBlocks && rep.Counts[m1] != 0 {
+		t.Fatalf("miner1 was unfed the whole era but counted %d heartbeats", rep.Counts[m1])
 	}
 	for _, g := range rep.Gatekeepers {
 		if _, late := rep.Unresponsive[g]; late {

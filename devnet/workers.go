@@ -90,6 +90,15 @@ func DefaultLaunch() gatekeeper.Params {
 	return gatekeeper.Params{NGatekeepers: 3, ElectionHeight: 5, HandoverBlocks: 30}
 }
 
+// EraLaunch is DefaultLaunch with eras of 60 blocks (a minute at `phala
+// devnet`'s block time): each ends with an election, a root key rotation
+// (20 blocks per attempt), the responsiveness judgement and rewards.
+func EraLaunch() gatekeeper.Params {
+	p := DefaultLaunch()
+	p.EraBlocks, p.RotationBlocks = 60, 20
+	return p
+}
+
 // platform opens worker name's simulated CPU running this build of pRuntime.
 func platform(home, name string) (*sim.CPU, []byte, error) {
 	cpu, err := sim.OpenCPU(CPUDir(home, name))

@@ -54,7 +54,7 @@ Pass --no-workers for the chain alone.`,
 			ctx := cmd.Context()
 			dc := devnet.Config{Home: g.home, BasePort: basePort, BlockTime: blockTime}
 			if !noWorkers {
-				dc.Workers = devnet.DefaultWorkers()
+				dc.Workers, dc.Launch = devnet.DefaultWorkers(), devnet.EraLaunch()
 			}
 			net, err := devnet.Start(ctx, dc)
 			if err != nil {

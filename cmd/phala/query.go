@@ -4,7 +4,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
@@ -203,6 +205,19 @@ func printWorkers(w io.Writer, st *client.Status) {
 			d.Contract, d.Height, shortHex(d.Miner), shortHex(d.StateRoot), shortHex(d.StoredRoot), shortHex(d.StoredBy))
 	}
 	printResponsiveness(w, st.Responsiveness)
+	if r := st.Rewards; r != nil {
+		fmt.Fprintf(w, "rewards:\tera %d (%s): minted %s for stakers (%.2f%%/year on %s staked), paid %s from the miner pool and %s of fees by work; %s minted since genesis\n",
+			r.Era, r.Elapsed.Round(time.Second), bank.FormatAmount(r.Minted), float64(r.InflationPPB)/1e7, bank.FormatAmount(r.Staked),
+			bank.FormatAmount(r.MinerPool), bank.FormatAmount(r.Fees), bank.FormatAmount(r.TotalMinted))
+		accts := make([]string, 0, len(r.Paid))
+		for a := range r.Paid {
+			accts = append(accts, a)
+		}
+		sort.Strings(accts)
+		for _, a := range accts {
+			fmt.Fprintf(w, "  %s\t%s\n", a, bank.FormatAmount(r.Paid[a]))
+		}
+	}
 }
 
 // plural is n followed by one or many.

@@ -37,6 +37,7 @@ type statusChain struct {
 	workers []*chainpb.Worker
 	era     *chainpb.EraState // nil: before the launch
 	report  *monitor.Report   // nil: before the first era ended
+	rewards *chain.RewardsReport
 }
 
 func (f *statusChain) serve(t *testing.T) string {
@@ -94,6 +95,10 @@ func (f *statusChain) query(t *testing.T, path string) abci.QueryResponse {
 		if f.report != nil {
 			v, err = json.Marshal(f.report)
 		}
+	case chain.QueryRewards:
+		if f.rewards != nil {
+			v, err = json.Marshal(f.rewards)
+		}
 	default:
 		return abci.QueryResponse{Codespace: "query", Code: 2, Log: "unknown query path " + path}
 	}
@@ -107,6 +112,12 @@ func (f *statusChain) set(era *chainpb.EraState, report *monitor.Report) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.era, f.report = era, report
+	f.rewards = nil
+	if report != nil {
+		f.rewards = &chain.RewardsReport{Era: report.Era, Elapsed: time.Minute, Staked: 30_000_000, Supply: 1_000_000_000_000_000,
+			InflationPPB: 25_000_000, Minted: 1_500_000, TotalMinted: 4_500_000, MinerPool: 2_000_000, Fees: 250_000,
+			Paid: map[string]uint64{"phala1op": 3_750_000}}
+	}
 }
 
 // Worker identity keys of the status tests: a1 and b2 hold the seats, c3
@@ -267,6 +278,10 @@ func TestStatusEraText(t *testing.T) {
 	es.Rotation, es.Rotations, es.Expired = nil, 1, 0
 	f.set(es, report())
 	out = runStatus(t, node)
+	if !hasLine(out, "rewards: era 1 (1m0s): minted 1.5 PHA for stakers (2.50%/year on 30 PHA staked), paid 2 PHA from the miner pool and 0.25 PHA of fees by work; 4.5 PHA minted since genesis") ||
+		!hasLine(out, "phala1op 3.75 PHA") {
+		t.Errorf("the era's rewards are missing:\n%s", out)
+	}
 	if !hasLine(out, "root key era: 2 (current since block 200; 1 completed rotation, 0 expired attempts)") || !hasLine(out, "rotation: none in progress") ||
 		strings.Contains(out, "leaders:") || strings.Contains(out, "confirmations:") {
 		t.Errorf("no rotation:\n%s", out)
@@ -275,7 +290,7 @@ func TestStatusEraText(t *testing.T) {
 	// Before the launch and before the first era ended: neither section.
 	f.set(nil, nil)
 	out = runStatus(t, node)
-	for _, absent := range []string{"root key era", "root public key", "era gatekeepers", "rotation:", "responsiveness", "heartbeat"} {
+	for _, absent := range []string{"root key era", "root public key", "era gatekeepers", "rotation:", "responsiveness", "heartbeat", "rewards:"} {
 		if strings.Contains(out, absent) {
 			t.Errorf("%q without an era or report:\n%s", absent, out)
 		}
