@@ -1,7 +1,6 @@
 package chain
 
 import (
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"github.com/phala-go/phala/chain/contracts"
 	"github.com/phala-go/phala/chain/gatekeeper"
 	"github.com/phala-go/phala/chain/monitor"
-	"github.com/phala-go/phala/chain/registry"
 	"github.com/phala-go/phala/chain/rewards"
 	"github.com/phala-go/phala/chain/staking"
 	"github.com/phala-go/phala/chain/store"
@@ -29,9 +27,6 @@ var (
 )
 
 func paidWorkKey(miner []byte) []byte { return append([]byte("rewards/paid/"), miner...) }
-
-// MinerPool is the genesis category account miner rewards are paid from.
-var MinerPool = crypto.ModuleAddress("miner_rewards_pool")
 
 type eraClock struct {
 	Time time.Time `json:"time"`
@@ -60,21 +55,14 @@ type RewardsReport struct {
 }
 
 func initRewards(kv store.KV, p rewards.Params, genesisTime time.Time) error {
-	b, _ := json.Marshal(p)
-	if err := kv.Set(rewardsParamsKey, b); err != nil {
+	if err := store.SetJSON(kv, rewardsParamsKey, p); err != nil {
 		return err
 	}
-	c, _ := json.Marshal(eraClock{Time: genesisTime})
-	return kv.Set(rewardsLastKey, c)
+	return store.SetJSON(kv, rewardsLastKey, eraClock{Time: genesisTime})
 }
 
 func loadRewardsParams(r store.Reader) (rewards.Params, error) {
-	var p rewards.Params
-	b, err := r.Get(rewardsParamsKey)
-	if err != nil || b == nil {
-		return p, errors.Join(err, errors.New("state has no rewards parameters"))
-	}
-	return p, json.Unmarshal(b, &p)
+	return store.LoadJSON[rewards.Params](r, rewardsParamsKey, "rewards parameters")
 }
 
 // LastRewards is the latest era's payout; nil before the first.
@@ -103,8 +91,7 @@ func payEra(env execEnv, era uint64, judged *monitor.Report) (*RewardsReport, er
 			return nil, err
 		}
 	}
-	c, _ := json.Marshal(eraClock{Time: env.block.Time})
-	if err := kv.Set(rewardsLastKey, c); err != nil {
+	if err := store.SetJSON(kv, rewardsLastKey, eraClock{Time: env.block.Time}); err != nil {
 		return nil, err
 	}
 	rep := &RewardsReport{Era: era, Elapsed: env.block.Time.Sub(last.Time), Paid: map[string]uint64{}, Work: map[string]uint64{}}
@@ -113,11 +100,11 @@ func payEra(env execEnv, era uint64, judged *monitor.Report) (*RewardsReport, er
 	}
 	late := func(w []byte) bool { _, l := judged.Unresponsive[hex.EncodeToString(w)]; return l }
 	operator := func(w []byte) (crypto.Address, error) {
-		wk, err := registry.Worker(kv, w)
-		if err != nil || wk == nil {
-			return crypto.Address{}, errors.Join(err, errors.New("a rewarded worker has no record"))
+		op, ok, err := operatorOf(kv, w)
+		if !ok && err == nil {
+			err = errors.New("a rewarded worker has no record")
 		}
-		return crypto.AddressFromBytes(wk.Operator)
+		return op, err
 	}
 
 	// Staking inflation: the curve's rate for the stake behind this era's
@@ -171,11 +158,11 @@ func payEra(env execEnv, era uint64, judged *monitor.Report) (*RewardsReport, er
 		if err != nil {
 			return nil, err
 		}
-		paid, err := staking.ReadUint(kv, paidWorkKey(w))
+		paid, err := store.Uint64(kv, paidWorkKey(w), "the paid work of "+h)
 		if err != nil {
 			return nil, err
 		}
-		if err := kv.Set(paidWorkKey(w), binary.BigEndian.AppendUint64(nil, total)); err != nil {
+		if err := store.SetUint64(kv, paidWorkKey(w), total); err != nil {
 			return nil, err
 		}
 		if done := total - paid; done > 0 && !late(w) {
@@ -184,7 +171,7 @@ func payEra(env execEnv, era uint64, judged *monitor.Report) (*RewardsReport, er
 		}
 	}
 	if len(miners) > 0 {
-		pool, err := bank.Balance(kv, MinerPool)
+		pool, err := bank.Balance(kv, bank.MinerRewardsPool)
 		if err != nil {
 			return nil, err
 		}
@@ -192,7 +179,7 @@ func payEra(env execEnv, era uint64, judged *monitor.Report) (*RewardsReport, er
 			return nil, err
 		}
 		rep.MinerPool = rewards.MinerPayout(p, pool, rep.Elapsed)
-		if err := bank.Debit(kv, MinerPool, rep.MinerPool, "the era's miner rewards"); err != nil {
+		if err := bank.Debit(kv, bank.MinerRewardsPool, rep.MinerPool, "the era's miner rewards"); err != nil {
 			return nil, err
 		}
 		if err := bank.Debit(kv, bank.FeePool, rep.Fees, "the era's fees"); err != nil {
@@ -214,8 +201,7 @@ func payEra(env execEnv, era uint64, judged *monitor.Report) (*RewardsReport, er
 		return nil, err
 	}
 	rep.TotalMinted = prev.totalMinted() + rep.Minted
-	b, _ := json.Marshal(rep)
-	return rep, kv.Set(rewardsReportKey, b)
+	return rep, store.SetJSON(kv, rewardsReportKey, rep)
 }
 
 func (r *RewardsReport) totalMinted() uint64 {

@@ -175,11 +175,11 @@ func execMsg(env execEnv, tx *auth.Tx) (note string, err error) {
 	case *chainpb.TxBody_Unbond:
 		return "", staking.Unbond(kv, tx.Signer, env.block.Height, m.Unbond, staking.UnbondHooks{
 			Operator: func(w []byte) ([]byte, error) {
-				wk, err := registry.Worker(kv, w)
-				if err != nil || wk == nil {
+				op, ok, err := operatorOf(kv, w)
+				if !ok {
 					return nil, err
 				}
-				return wk.Operator, nil
+				return op[:], err
 			},
 			Gatekeeper: func(w []byte) (bool, error) { return gatekeeper.Involved(kv, w) },
 		})
@@ -222,15 +222,6 @@ func eraBlocks(r store.Reader) int64 {
 }
 
 func monitorHooks(env execEnv) monitor.Hooks {
-	slashWith := func(permille func(staking.Params) uint64) func([]byte) (uint64, error) {
-		return func(w []byte) (uint64, error) {
-			p, err := staking.LoadParams(env.kv)
-			if err != nil {
-				return 0, err
-			}
-			return slash(env, w, permille(p))
-		}
-	}
 	return monitor.Hooks{
 		Workers: func() ([]*chainpb.Worker, error) { return registry.Workers(env.kv) },
 		Gatekeepers: func() ([][]byte, error) {
@@ -248,8 +239,8 @@ func monitorHooks(env execEnv) monitor.Hooks {
 			}
 			return err == nil, err
 		},
-		SlashMiner:        slashWith(func(p staking.Params) uint64 { return p.SlashMinerPermille }),
-		SlashGatekeeper:   slashWith(func(p staking.Params) uint64 { return p.SlashGatekeeperPermille }),
+		SlashMiner:        slashBy(env, func(p staking.Params) uint64 { return p.SlashMinerPermille }),
+		SlashGatekeeper:   slashBy(env, gatekeeperSlash),
 		ExcludeGatekeeper: func(w []byte) error { return gatekeeper.Exclude(env.kv, w) },
 	}
 }
@@ -260,28 +251,37 @@ func rotationHooks(env execEnv) gatekeeper.RotationHooks {
 		KeyedContracts: func() ([][]byte, error) { return contracts.KeyedContracts(env.kv) },
 		SetWrappedKey:  func(id, w []byte) error { return contracts.SetWrappedKey(env.kv, id, w) },
 		Awaiting:       func() ([]*chainpb.AwaitingKey, error) { return contracts.Awaiting(env.kv) },
-		Slash: func(w []byte) error {
-			p, err := staking.LoadParams(env.kv)
-			if err != nil {
-				return err
-			}
-			_, err = slash(env, w, p.SlashGatekeeperPermille)
-			return err
-		},
+		Slash:          slashBy(env, gatekeeperSlash),
 	}
 }
 
-// slash takes permille of worker's bond (nothing if it has no record).
-func slash(env execEnv, w []byte, permille uint64) (uint64, error) {
-	wk, err := registry.Worker(env.kv, w)
+func gatekeeperSlash(p staking.Params) uint64 { return p.SlashGatekeeperPermille }
+
+// slashBy is a hook that takes permille(params) of a worker's bond and
+// returns the amount (nothing if the worker has no record).
+func slashBy(env execEnv, permille func(staking.Params) uint64) func(w []byte) (uint64, error) {
+	return func(w []byte) (uint64, error) {
+		p, err := staking.LoadParams(env.kv)
+		if err != nil {
+			return 0, err
+		}
+		op, ok, err := operatorOf(env.kv, w)
+		if !ok {
+			return 0, err
+		}
+		return staking.Slash(env.kv, w, op, permille(p))
+	}
+}
+
+// operatorOf is the account that operates worker w, whatever its
+// registration's state; ok is false if there is no such worker.
+func operatorOf(r store.Reader, w []byte) (op crypto.Address, ok bool, err error) {
+	wk, err := registry.Worker(r, w)
 	if err != nil || wk == nil {
-		return 0, err
+		return op, false, err
 	}
-	op, err := crypto.AddressFromBytes(wk.Operator)
-	if err != nil {
-		return 0, err
-	}
-	return staking.Slash(env.kv, w, op, permille)
+	op, err = crypto.AddressFromBytes(wk.Operator)
+	return op, err == nil, err
 }
 
 // platformVerifier wires the TEE platforms into the registry.
@@ -373,7 +373,7 @@ func minerEligible(env execEnv, w []byte) error {
 		return err
 	} else if !ok {
 		p, _ := staking.LoadParams(env.kv)
-		return contracts.ErrBadMiner.Wrapf("worker %X has less than the %d uPHA a miner must bond; its operator bonds with `phala tx stake`", w, p.MinMinerStake)
+		return contracts.ErrBadMiner.Wrapf("worker %X has less than the %d uPHA a miner must bond; its host bonds it with `phala host --stake PHA`", w, p.MinMinerStake)
 	}
 	return nil
 }

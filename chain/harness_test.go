@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"fmt"
 	"testing"
 	"time"
 
@@ -131,6 +132,13 @@ func (h *harness) checkTx(raw []byte) *abci.CheckTxResponse {
 	return res
 }
 
+// blockHash is the hash the harness's block at height carries (it seeds
+// the rotation leaders' draw).
+func blockHash(height int64) []byte {
+	h := sha256.Sum256(fmt.Appendf(nil, "test block %d", height))
+	return h[:]
+}
+
 // block finalizes and commits a block of txs, one second after the last.
 func (h *harness) block(txs ...[]byte) *abci.FinalizeBlockResponse {
 	h.t.Helper()
@@ -145,7 +153,7 @@ func (h *harness) blockAt(at time.Time, txs ...[]byte) *abci.FinalizeBlockRespon
 		at = time.Unix(1_700_000_000+h.height, 0)
 	}
 	h.last = at
-	res, err := h.app.FinalizeBlock(context.Background(), &abci.FinalizeBlockRequest{Height: h.height, Txs: txs, Time: at})
+	res, err := h.app.FinalizeBlock(context.Background(), &abci.FinalizeBlockRequest{Height: h.height, Txs: txs, Time: at, Hash: blockHash(h.height)})
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -2,14 +2,10 @@ package chain
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	"google.golang.org/protobuf/proto"
@@ -138,34 +134,11 @@ func mustApply(t testing.TB, what string, res *abci.FinalizeBlockResponse) {
 	}
 }
 
-// blockHash is the block hash the fixture's hashed blocks carry.
-func blockHash(height int64) []byte {
-	h := sha256.Sum256(fmt.Appendf(nil, "test block %d", height))
-	return h[:]
-}
-
-// hashedBlock is harness.block with a block hash (blockHash), which seeds
-// the rotation leaders' draw.
-func (f *rotationFixture) hashedBlock(txs ...[]byte) *abci.FinalizeBlockResponse {
-	f.t.Helper()
-	f.height++
-	at := time.Unix(1_700_000_000+f.height, 0)
-	f.last = at
-	res, err := f.app.FinalizeBlock(context.Background(), &abci.FinalizeBlockRequest{Height: f.height, Txs: txs, Time: at, Hash: blockHash(f.height)})
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	if _, err := f.app.Commit(context.Background(), &abci.CommitRequest{}); err != nil {
-		f.t.Fatal(err)
-	}
-	return res
-}
-
-// advanceTo runs empty hashed blocks up to height.
+// advanceTo runs empty blocks up to height.
 func (f *rotationFixture) advanceTo(height int64) {
 	f.t.Helper()
 	for f.height < height {
-		f.hashedBlock()
+		f.block()
 	}
 }
 
@@ -298,7 +271,7 @@ func (s rotationSnapshot) equal(o rotationSnapshot) bool {
 func (f *rotationFixture) ignored(name string, from identity, wm *chainpb.WorkerMessage, want string, extra ...[]byte) {
 	f.t.Helper()
 	before := f.snapshot(extra...)
-	r := f.hashedBlock(f.message(from, wm)).TxResults[0]
+	r := f.block(f.message(from, wm)).TxResults[0]
 	if r.Code != 0 || !strings.HasPrefix(effect(r), "ignored: ") || !strings.Contains(effect(r), want) {
 		f.t.Errorf("%s: %s effect %q %s, want ignored: ...%s...", name, code(r), effect(r), r.Log, want)
 	}
@@ -325,7 +298,7 @@ func (f *rotationFixture) applied(what string, posts ...post) *abci.FinalizeBloc
 	for _, p := range posts {
 		txs = append(txs, f.message(p.from, p.wm))
 	}
-	res := f.hashedBlock(txs...)
+	res := f.block(txs...)
 	for i, r := range res.TxResults {
 		if r.Code != 0 || effect(r) != "applied" {
 			f.t.Fatalf("%s: message %d: %s %q %s", what, i, code(r), effect(r), r.Log)

@@ -70,7 +70,7 @@ func TestRootKeyRotationRekeysContractsAndSeatsTheNewSet(t *testing.T) {
 	}
 
 	// Start, in the last block of era 0.
-	f.hashedBlock()
+	f.block()
 	ev := f.startedAt(S)
 	if ev == nil {
 		t.Fatal("no RotationStarted at the end of era 0")
@@ -110,7 +110,7 @@ func TestRootKeyRotationRekeysContractsAndSeatsTheNewSet(t *testing.T) {
 	deploy := f.tx("alice", f.deployMsg(f.miner.pub()))
 	keyWM, _ := f.contractKey(during, f.miner)
 	so, si := r.share(false), r.share(true)
-	res := f.hashedBlock(deploy, f.message(f.a, keyWM), f.message(r.out, shareMsg(so)), f.message(r.in, shareMsg(si)))
+	res := f.block(deploy, f.message(f.a, keyWM), f.message(r.out, shareMsg(so)), f.message(r.in, shareMsg(si)))
 	if c := res.TxResults[0]; c.Code != 0 {
 		t.Fatalf("deploy during the rotation: %s %s", code(c), c.Log)
 	}
@@ -190,7 +190,7 @@ func TestRootKeyRotationRekeysContractsAndSeatsTheNewSet(t *testing.T) {
 	// Key traffic resumes: the new set serves the key owed, under the new
 	// root key; the retired c serves nothing and may now run contracts.
 	served, kc := f.contractKey(during, f.miner)
-	res = f.hashedBlock(f.message(f.c, served), f.message(f.d, served))
+	res = f.block(f.message(f.c, served), f.message(f.d, served))
 	if e := effect(res.TxResults[0]); e != "ignored: contract key from a worker that holds no gatekeeper seat" {
 		t.Fatalf("contract key from the retired gatekeeper: %q", e)
 	}
@@ -212,7 +212,7 @@ func TestRootKeyRotationRekeysContractsAndSeatsTheNewSet(t *testing.T) {
 	if f.era().Rotation != nil {
 		t.Fatal("a rotation started before the end of era 1")
 	}
-	f.hashedBlock()
+	f.block()
 	next := f.startedAt(2 * eraLen)
 	if next == nil || next.Era != 2 || next.Attempt != 1 || next.Keys != 4 || !slices.EqualFunc(next.Outgoing, ready.Gatekeepers, bytes.Equal) ||
 		!bytes.Equal(next.Seed, leaderSeed(2, 1, blockHash(2*eraLen))) {
@@ -403,7 +403,7 @@ func TestRootKeyRotationExpiresAndSlashesSilentIncomingLeader(t *testing.T) {
 		t.Fatalf("the attempt ended before its deadline: %v", es)
 	}
 	before := f.stakes()
-	f.hashedBlock() // the deadline
+	f.block() // the deadline
 	exp := f.expiredAt(deadline)
 	if !proto.Equal(exp, &chainpb.RotationExpired{Era: 1, Attempt: 1, Unresponsive: [][]byte{r.in.pub()}}) {
 		t.Fatalf("RotationExpired %v, want the incoming leader %X", exp, r.in.pub())
@@ -472,7 +472,7 @@ func TestRootKeyRotationExpiresAndSlashesOnlyTheStateless(t *testing.T) {
 	f.applied("keys", post{r.in, keysMsg(k)})
 	f.advanceTo(deadline - 1)
 	before := f.stakes()
-	f.hashedBlock()
+	f.block()
 	if exp := f.expiredAt(deadline); !proto.Equal(exp, &chainpb.RotationExpired{Era: 1, Attempt: 1, Unresponsive: [][]byte{r.out.pub()}}) {
 		t.Fatalf("RotationExpired %v, want only the outgoing leader %X", exp, r.out.pub())
 	}
@@ -515,7 +515,7 @@ func TestRootKeyRotationExpiresAndSlashesOnlyTheUnconfirmed(t *testing.T) {
 	f.applied("confirmations but one", confirms...)
 	f.advanceTo(deadline - 1)
 	before := f.stakes()
-	f.hashedBlock()
+	f.block()
 	if exp := f.expiredAt(deadline); !proto.Equal(exp, &chainpb.RotationExpired{Era: 1, Attempt: 1, Unresponsive: [][]byte{late.pub()}}) {
 		t.Fatalf("RotationExpired %v, want only the member %X that did not confirm", exp, late.pub())
 	}

@@ -66,7 +66,9 @@ type Host struct {
 	key      []byte // pRuntime's identity key
 	lastVals []byte // validators hash of the last header pRuntime accepted from us
 	sentAt   map[uint64]time.Time
-	staked   bool
+	// bondedAt is when the bond was last found complete; it is checked
+	// again every bondCheck, so a slashed bond is topped up.
+	bondedAt time.Time
 	// renewWait is why a due renewal last waited (logged once per reason).
 	renewWait string
 	// retryAt delays the next renewal or bond attempt after a failure.
@@ -142,7 +144,7 @@ func (h *Host) Step(ctx context.Context) (busy bool, err error) {
 		}
 	}
 	if !bytes.Equal(info.SigningKey, h.key) { // first step, or a renewal took effect
-		h.key, h.staked = info.SigningKey, false
+		h.key, h.bondedAt = info.SigningKey, time.Time{}
 		clear(h.sentAt)
 	}
 	st, err := h.cfg.Chain.RPC().Status(ctx)
@@ -230,10 +232,14 @@ func (h *Host) submitRegistration(ctx context.Context) error {
 	return nil
 }
 
-// bond bonds the configured stake to the current identity (a renewal moves
-// the bond with it, so this tops up only what is missing).
+// bondCheck is how often a complete bond is checked again.
+const bondCheck = time.Minute
+
+// bond bonds the configured stake to the current identity, topping up only
+// what is missing: after a renewal (which moves the bond) nothing, after a
+// slash the part taken.
 func (h *Host) bond(ctx context.Context) error {
-	if h.cfg.Stake == 0 || h.staked {
+	if h.cfg.Stake == 0 || time.Since(h.bondedAt) < bondCheck {
 		return nil
 	}
 	s, err := h.cfg.Chain.SelfStake(ctx, h.key)
@@ -247,7 +253,7 @@ func (h *Host) bond(ctx context.Context) error {
 		}
 		h.log.Info("bonded stake to the worker", "amount", h.cfg.Stake-s)
 	}
-	h.staked = true
+	h.bondedAt = time.Now()
 	return nil
 }
 

@@ -137,6 +137,13 @@ type queryView struct {
 
 func hexKey(b []byte) string { return hex.EncodeToString(b) }
 
+// idOf is the instance id of a hexKey this pRuntime wrote.
+func idOf(k string) crypto.ContractID {
+	raw, _ := hex.DecodeString(k)
+	id, _ := crypto.ContractIDFromBytes(raw)
+	return id
+}
+
 // engine returns the VM, starting it on first use. Caller holds mu.
 func (r *Runtime) engine() (*vm.Engine, error) {
 	if r.vm != nil {
@@ -201,8 +208,7 @@ func (r *Runtime) startInstance(k string, c *contractState) error {
 		r.log.Warn("a contract this worker runs does not compile", "contract", k, "err", err)
 		return nil
 	}
-	raw, _ := hex.DecodeString(k)
-	id, _ := crypto.ContractIDFromBytes(raw)
+	id := idOf(k)
 	run := &running{id: id, code: h, store: vm.NewMemStoreFrom(c.State)}
 	if c.Key != nil {
 		if run.input, err = crypto.ContractInputKey(c.Key); err != nil {
@@ -251,8 +257,7 @@ func (r *Runtime) publishView(blockTime time.Time) {
 	for k, c := range r.st.Contracts {
 		if c.Mine && !c.Live && r.running[k] == nil {
 			// Assigned, its code not loaded yet: say so rather than deny it.
-			raw, _ := hex.DecodeString(k)
-			id, _ := crypto.ContractIDFromBytes(raw)
+			id := idOf(k)
 			v.contracts[id] = &contractView{store: vm.NewMemStore(), broken: recoveringNote, pending: true}
 		}
 	}

@@ -3,7 +3,6 @@ package pruntime
 import (
 	"bytes"
 	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"slices"
 	"sort"
@@ -265,10 +264,7 @@ func (r *Runtime) reencrypt(rt *rotation) error {
 		st := &chainpb.RotationState{Era: rt.Era, Attempt: rt.Attempt, RootPublicKey: pub, Part: uint32(p), Parts: uint32(parts)}
 		for _, k := range ids[p*crypto.RotationStateKeys : min(len(ids), (p+1)*crypto.RotationStateKeys)] {
 			c := r.st.Contracts[k]
-			id, err := crypto.ContractIDFromBytes(mustHex(k))
-			if err != nil {
-				return err
-			}
+			id := idOf(k)
 			kc, err := crypto.UnwrapContractKey(r.st.RootKey, r.chainID, id, c.Wrapped)
 			if err != nil {
 				return fmt.Errorf("re-encrypt contract %s for the rotation: %w", id, err)
@@ -304,8 +300,8 @@ func (r *Runtime) confirmRotation(rt *rotation) error {
 	}
 	for k, w := range rt.State {
 		c := r.st.Contracts[k]
-		id, err := crypto.ContractIDFromBytes(mustHex(k))
-		if err != nil || c == nil {
+		id := idOf(k)
+		if c == nil {
 			r.log.Warn("the re-encrypted state names an unknown contract; not confirming", "contract", k)
 			return nil
 		}
@@ -361,7 +357,6 @@ func (r *Runtime) onRotationReady(e *chainpb.RotationReady) error {
 		r.log.Info("rotation ready: left the gatekeeper set, root key erased", "era", e.Era)
 	}
 	clear(old)
-	r.st.RootEra = e.Era
 	rt.erase()
 	r.st.Rotation = nil
 	for _, a := range e.Awaiting {
@@ -383,10 +378,4 @@ func (r *Runtime) onRotationExpired(e *chainpb.RotationExpired) {
 		rt.erase()
 		r.st.Rotation = nil
 	}
-}
-
-// mustHex decodes a hex map key this pRuntime wrote.
-func mustHex(k string) []byte {
-	b, _ := hex.DecodeString(k)
-	return b
 }

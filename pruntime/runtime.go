@@ -91,8 +91,6 @@ type sealedState struct {
 	WorkerKeys map[string][]byte `json:"worker_keys,omitempty"`
 	// Contracts are every instance on chain, by hex id.
 	Contracts map[string]*contractState `json:"contracts,omitempty"`
-	// RootEra is the era of the root key held (docs/eras.md).
-	RootEra uint64 `json:"root_era,omitempty"`
 	// Rotation is the root key rotation in progress, as followed here.
 	Rotation *rotation `json:"rotation,omitempty"`
 	// BlockTime is the time of the last block whose events were applied.

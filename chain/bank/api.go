@@ -44,3 +44,9 @@ var FeePool = crypto.ModuleAddress("fee_pool")
 // Treasury is the module account that collects slashes and forfeited
 // deposits; referenda spend it.
 var Treasury = crypto.ModuleAddress("treasury")
+
+const minerRewardsPool = "miner_rewards_pool"
+
+// MinerRewardsPool holds the genesis miner rewards category (70% of the
+// supply); the eras pay miners from it.
+var MinerRewardsPool = crypto.ModuleAddress(minerRewardsPool)

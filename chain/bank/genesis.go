@@ -1,7 +1,6 @@
 package bank
 
 import (
-	"encoding/binary"
 	"fmt"
 
 	"github.com/phala-go/phala/chain/store"
@@ -20,7 +19,7 @@ type Category struct {
 
 // Categories is the genesis distribution of PHA (DESIGN.md section 4).
 var Categories = []Category{
-	{Name: "miner_rewards", Pool: "miner_rewards_pool", Permille: 700},
+	{Name: "miner_rewards", Pool: minerRewardsPool, Permille: 700},
 	{Name: "stakedrop_auction", Pool: "stakedrop_auction", Permille: 90},
 	{Name: "private_sale", Pool: "private_sale", Permille: 150},
 	{Name: "developers_community", Pool: "developers_community", Permille: 50},
@@ -142,5 +141,5 @@ func InitGenesis(kv store.KV, g Genesis) error {
 		}
 		total += a.Balance
 	}
-	return kv.Set(SupplyKey, binary.BigEndian.AppendUint64(nil, total))
+	return store.SetUint64(kv, SupplyKey, total)
 }

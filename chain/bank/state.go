@@ -1,8 +1,6 @@
 package bank
 
 import (
-	"encoding/binary"
-	"fmt"
 	"math"
 
 	"github.com/phala-go/phala/chain/store"
@@ -12,24 +10,14 @@ import (
 
 // Balance returns the account's balance in uPHA.
 func Balance(r store.Reader, a crypto.Address) (uint64, error) {
-	v, err := r.Get(BalanceKey(a))
-	if err != nil {
-		return 0, err
-	}
-	if v == nil {
-		return 0, nil
-	}
-	if len(v) != 8 {
-		return 0, fmt.Errorf("balance record of %s is %d bytes, want 8", a, len(v))
-	}
-	return binary.BigEndian.Uint64(v), nil
+	return store.Uint64(r, BalanceKey(a), "the balance record of "+a.String())
 }
 
 func setBalance(kv store.KV, a crypto.Address, v uint64) error {
 	if v == 0 {
 		return kv.Delete(BalanceKey(a))
 	}
-	return kv.Set(BalanceKey(a), binary.BigEndian.AppendUint64(nil, v))
+	return store.SetUint64(kv, BalanceKey(a), v)
 }
 
 // Debit takes amount from a, refusing to go below zero.
@@ -81,16 +69,7 @@ func Transfer(kv store.KV, from crypto.Address, m *chainpb.MsgTransfer) error {
 var SupplyKey = []byte("bank/supply")
 
 // Supply is the total supply.
-func Supply(r store.Reader) (uint64, error) {
-	v, err := r.Get(SupplyKey)
-	if err != nil || v == nil {
-		return 0, err
-	}
-	if len(v) != 8 {
-		return 0, fmt.Errorf("supply is %d bytes, want 8", len(v))
-	}
-	return binary.BigEndian.Uint64(v), nil
-}
+func Supply(r store.Reader) (uint64, error) { return store.Uint64(r, SupplyKey, "the supply record") }
 
 // Mint creates amount uPHA for a: the supply grows by as much (staking
 // inflation).
@@ -105,5 +84,5 @@ func Mint(kv store.KV, to crypto.Address, amount uint64) error {
 	if err := Credit(kv, to, amount); err != nil {
 		return err
 	}
-	return kv.Set(SupplyKey, binary.BigEndian.AppendUint64(nil, s+amount))
+	return store.SetUint64(kv, SupplyKey, s+amount)
 }

@@ -206,7 +206,7 @@ func recordDiscrepancy(kv store.KV, log *mq.Log, c *chainpb.Contract, p *chainpb
 	if err := setProto(kv, discKey(n), d); err != nil {
 		return "", err
 	}
-	if err := kv.Set(discCountKey, binary.BigEndian.AppendUint64(nil, n+1)); err != nil {
+	if err := store.SetUint64(kv, discCountKey, n+1); err != nil {
 		return "", err
 	}
 	c.Discrepancies++
@@ -217,14 +217,7 @@ func recordDiscrepancy(kv store.KV, log *mq.Log, c *chainpb.Contract, p *chainpb
 }
 
 func counter(r store.Reader, key []byte) (uint64, error) {
-	b, err := r.Get(key)
-	if err != nil || b == nil {
-		return 0, err
-	}
-	if len(b) != 8 {
-		return 0, errors.New("contracts: corrupt counter")
-	}
-	return binary.BigEndian.Uint64(b), nil
+	return store.Uint64(r, key, "the discrepancy counter")
 }
 
 // Discrepancies lists the newest discrepancy records (at most

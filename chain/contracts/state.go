@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,12 +43,7 @@ func InitGenesis(kv store.KV, p Params) error {
 
 // LoadParams reads the parameters.
 func LoadParams(r store.Reader) (Params, error) {
-	var p Params
-	b, err := r.Get(paramsKey)
-	if err != nil || b == nil {
-		return p, errors.Join(err, errors.New("state has no contract parameters"))
-	}
-	return p, json.Unmarshal(b, &p)
+	return store.LoadJSON[Params](r, paramsKey, "contract parameters")
 }
 
 // Get reads an instance; ErrUnknownContract if there is none.
@@ -261,20 +255,13 @@ func addWork(kv store.KV, miner []byte, n uint64) error {
 	if err != nil {
 		return err
 	}
-	return kv.Set(workKey(miner), binary.BigEndian.AppendUint64(nil, w+n))
+	return store.SetUint64(kv, workKey(miner), w+n)
 }
 
 // Work is how many inputs were ordered to miner's contracts while it ran
 // them, ever: the measure of its work.
 func Work(r store.Reader, miner []byte) (uint64, error) {
-	v, err := r.Get(workKey(miner))
-	if err != nil || v == nil {
-		return 0, err
-	}
-	if len(v) != 8 {
-		return 0, fmt.Errorf("work of %X is %d bytes, want 8", miner, len(v))
-	}
-	return binary.BigEndian.Uint64(v), nil
+	return store.Uint64(r, workKey(miner), fmt.Sprintf("the work of %X", miner))
 }
 
 // Command orders a sealed command: it charges the gas fee and logs the

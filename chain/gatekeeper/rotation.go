@@ -45,8 +45,8 @@ type RotationHooks struct {
 	SetWrappedKey func(contract, wrapped []byte) error
 	// Awaiting lists the miners still owed a contract key.
 	Awaiting func() ([]*chainpb.AwaitingKey, error)
-	// Slash takes the unresponsive gatekeeper's slash.
-	Slash func(worker []byte) error
+	// Slash takes the unresponsive gatekeeper's slash and returns it.
+	Slash func(worker []byte) (uint64, error)
 }
 
 // Era reads the current root key's era; nil before the launch.
@@ -251,7 +251,7 @@ func expire(kv store.KV, log *mq.Log, es *chainpb.EraState, height int64, blockH
 		}
 	}
 	for _, w := range late {
-		if err := h.Slash(w); err != nil {
+		if _, err := h.Slash(w); err != nil {
 			return err
 		}
 		if err := kv.Set(excludedKey(w), []byte{1}); err != nil {

@@ -2,7 +2,6 @@ package gatekeeper
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -33,8 +32,7 @@ func InitGenesis(kv store.KV, g Genesis, genesisWorker []byte) error {
 	if len(genesisWorker) == 0 {
 		return errors.New("the launch needs a genesis worker (registry genesis_worker)")
 	}
-	b, _ := json.Marshal(g.Params)
-	if err := kv.Set(paramsKey, b); err != nil {
+	if err := store.SetJSON(kv, paramsKey, g.Params); err != nil {
 		return err
 	}
 	if err := kv.Set(PhaseKey, []byte(PhasePreLaunch)); err != nil {
@@ -45,12 +43,7 @@ func InitGenesis(kv store.KV, g Genesis, genesisWorker []byte) error {
 
 // LoadParams reads the launch parameters.
 func LoadParams(r store.Reader) (Params, error) {
-	var p Params
-	b, err := r.Get(paramsKey)
-	if err != nil || b == nil {
-		return p, errors.Join(err, errors.New("state has no gatekeeper parameters"))
-	}
-	return p, json.Unmarshal(b, &p)
+	return store.LoadJSON[Params](r, paramsKey, "gatekeeper parameters")
 }
 
 // LoadPhase reads the network phase.

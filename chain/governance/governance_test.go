@@ -715,7 +715,7 @@ func TestProposalsQuery(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := setUint64(f.kv, lastIDKey, MaxListedProposals+5); err != nil {
+	if err := store.SetUint64(f.kv, lastIDKey, MaxListedProposals+5); err != nil {
 		t.Fatal(err)
 	}
 	ps, err = Proposals(f.kv)

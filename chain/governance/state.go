@@ -38,17 +38,7 @@ func voteKey(id uint64, a crypto.Address) []byte {
 func voterCountKey(id uint64) []byte { return be("governance/vn/", id) }
 func voterKey(id, i uint64) []byte   { return be("governance/vi/", id, i) }
 func readUint64(r store.Reader, key []byte) (uint64, error) {
-	v, err := r.Get(key)
-	if err != nil || v == nil {
-		return 0, err
-	}
-	if len(v) != 8 {
-		return 0, fmt.Errorf("governance record %q is %d bytes, want 8", key, len(v))
-	}
-	return binary.BigEndian.Uint64(v), nil
-}
-func setUint64(kv store.KV, key []byte, n uint64) error {
-	return kv.Set(key, binary.BigEndian.AppendUint64(nil, n))
+	return store.Uint64(r, key, fmt.Sprintf("governance record %q", key))
 }
 
 // Hooks connect governance to the rest of the chain; the app wires them.
@@ -98,18 +88,12 @@ func SetParams(kv store.KV, p Params) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	b, _ := json.Marshal(p)
-	return kv.Set(paramsKey, b)
+	return store.SetJSON(kv, paramsKey, p)
 }
 
 // LoadParams reads the governance parameters.
 func LoadParams(r store.Reader) (Params, error) {
-	var p Params
-	b, err := r.Get(paramsKey)
-	if err != nil || b == nil {
-		return p, errors.Join(err, errors.New("state has no governance parameters"))
-	}
-	return p, json.Unmarshal(b, &p)
+	return store.LoadJSON[Params](r, paramsKey, "governance parameters")
 }
 
 // ValidateTitle checks a proposal title: 1 to MaxTitleBytes bytes of
@@ -299,7 +283,7 @@ func Submit(kv store.KV, signer crypto.Address, height int64, m *chainpb.MsgSubm
 	if err := saveOpen(c, append(open, openEntry{end: end, id: id})); err != nil {
 		return 0, err
 	}
-	if err := setUint64(c, lastIDKey, id); err != nil {
+	if err := store.SetUint64(c, lastIDKey, id); err != nil {
 		return 0, err
 	}
 	return id, c.Write(kv)
@@ -333,7 +317,7 @@ func Vote(kv store.KV, signer crypto.Address, height int64, m *chainpb.MsgVote) 
 		if err := kv.Set(voterKey(pr.Id, n), signer.Bytes()); err != nil {
 			return err
 		}
-		if err := setUint64(kv, voterCountKey(pr.Id), n+1); err != nil {
+		if err := store.SetUint64(kv, voterCountKey(pr.Id), n+1); err != nil {
 			return err
 		}
 	}

@@ -1,10 +1,8 @@
 package monitor
 
 import (
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/phala-go/phala/chain/store"
@@ -14,14 +12,11 @@ import (
 
 var (
 	paramsKey = []byte("monitor/params")
-	lastKey   = []byte("monitor/last") // the last era judged
+	reportKey = []byte("monitor/report") // the last era's judgement
 )
 
 func countKey(w []byte) []byte        { return append([]byte("monitor/c/"), w...) }
 func unresponsiveKey(w []byte) []byte { return append([]byte("monitor/unresponsive/"), w...) }
-func reportKey(era uint64) []byte {
-	return binary.BigEndian.AppendUint64([]byte("monitor/report/"), era)
-}
 
 // counter is a worker's heartbeat count in one era.
 type counter struct {
@@ -32,18 +27,12 @@ type counter struct {
 
 // InitGenesis writes the parameters.
 func InitGenesis(kv store.KV, p Params) error {
-	b, _ := json.Marshal(p)
-	return kv.Set(paramsKey, b)
+	return store.SetJSON(kv, paramsKey, p)
 }
 
 // LoadParams reads the monitor's parameters.
 func LoadParams(r store.Reader) (Params, error) {
-	var p Params
-	b, err := r.Get(paramsKey)
-	if err != nil || b == nil {
-		return p, errors.Join(err, errors.New("state has no monitor parameters"))
-	}
-	return p, json.Unmarshal(b, &p)
+	return store.LoadJSON[Params](r, paramsKey, "monitor parameters")
 }
 
 // EraOf is the era block height belongs to (0 without eras).
@@ -76,8 +65,7 @@ func Heartbeat(kv store.KV, worker []byte, hb *chainpb.Heartbeat, now, eraBlocks
 		return "a heartbeat of this interval was already counted", nil
 	}
 	c.Count, c.Window = c.Count+1, window
-	b, _ := json.Marshal(c)
-	return "", kv.Set(countKey(worker), b)
+	return "", store.SetJSON(kv, countKey(worker), c)
 }
 
 func loadCounter(r store.Reader, w []byte) (counter, error) {
@@ -199,7 +187,7 @@ func EndEra(kv store.KV, era uint64, eraBlocks int64, h Hooks) (*Report, error) 
 			return nil, err
 		}
 		rep.Unresponsive[hex.EncodeToString(w)] = cut
-		if err := kv.Set(unresponsiveKey(w), binary.BigEndian.AppendUint64(nil, era)); err != nil {
+		if err := store.SetUint64(kv, unresponsiveKey(w), era); err != nil {
 			return nil, err
 		}
 	}
@@ -213,11 +201,7 @@ func EndEra(kv store.KV, era uint64, eraBlocks int64, h Hooks) (*Report, error) 
 			return nil, err
 		}
 	}
-	b, _ := json.Marshal(rep)
-	if err := kv.Set(reportKey(era), b); err != nil {
-		return nil, err
-	}
-	return rep, kv.Set(lastKey, binary.BigEndian.AppendUint64(nil, era))
+	return rep, store.SetJSON(kv, reportKey, rep)
 }
 
 func maxInt(a, b int64) int64 {
@@ -229,11 +213,7 @@ func maxInt(a, b int64) int64 {
 
 // LastReport is the latest era's judgement; nil before the first.
 func LastReport(r store.Reader) (*Report, error) {
-	v, err := r.Get(lastKey)
-	if err != nil || v == nil {
-		return nil, err
-	}
-	b, err := r.Get(reportKey(binary.BigEndian.Uint64(v)))
+	b, err := r.Get(reportKey)
 	if err != nil || b == nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package mq
 
 import (
 	"crypto/ed25519"
-	"encoding/binary"
 	"fmt"
 
 	"github.com/phala-go/phala/chain/store"
@@ -15,14 +14,7 @@ func sequenceKey(sender []byte) []byte { return append([]byte("mq/seq/"), sender
 
 // NextSequence is the sequence the sender's next message must carry.
 func NextSequence(r store.Reader, sender []byte) (uint64, error) {
-	v, err := r.Get(sequenceKey(sender))
-	if err != nil || v == nil {
-		return 0, err
-	}
-	if len(v) != 8 {
-		return 0, fmt.Errorf("sequence record of %X is %d bytes, want 8", sender, len(v))
-	}
-	return binary.BigEndian.Uint64(v), nil
+	return store.Uint64(r, sequenceKey(sender), fmt.Sprintf("the sequence record of %X", sender))
 }
 
 // ValidateSigned checks a signed message without state: its shape, its
@@ -73,7 +65,7 @@ func Deliver(kv store.KV, l *Log, m *chainpb.SignedMessage) error {
 	case m.Sequence > next:
 		return ErrSequenceSkipped.Wrapf("worker %X sent message %d; the next is %d (send the earlier ones first)", m.Sender, m.Sequence, next)
 	}
-	if err := kv.Set(sequenceKey(m.Sender), binary.BigEndian.AppendUint64(nil, next+1)); err != nil {
+	if err := store.SetUint64(kv, sequenceKey(m.Sender), next+1); err != nil {
 		return err
 	}
 	return l.Append(&chainpb.WorkerEvent{Kind: &chainpb.WorkerEvent_WorkerMessage{WorkerMessage: m}})

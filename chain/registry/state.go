@@ -97,12 +97,7 @@ func setParams(kv store.KV, p Params) error {
 
 // LoadParams reads the registry's parameters.
 func LoadParams(r store.Reader) (Params, error) {
-	var p Params
-	b, err := r.Get(paramsKey)
-	if err != nil || b == nil {
-		return p, errors.Join(err, errors.New("state has no registry parameters"))
-	}
-	return p, json.Unmarshal(b, &p)
+	return store.LoadJSON[Params](r, paramsKey, "registry parameters")
 }
 
 // GenesisHash is the chain's genesis hash registrations commit to.

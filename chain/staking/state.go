@@ -3,10 +3,9 @@ package staking
 import (
 	"bytes"
 	"crypto/ed25519"
-	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/phala-go/phala/chain/bank"
 	"github.com/phala-go/phala/chain/store"
@@ -34,18 +33,12 @@ func InitGenesis(kv store.KV, p Params) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	b, _ := json.Marshal(p)
-	return kv.Set(paramsKey, b)
+	return store.SetJSON(kv, paramsKey, p)
 }
 
 // LoadParams reads the staking parameters.
 func LoadParams(r store.Reader) (Params, error) {
-	var p Params
-	b, err := r.Get(paramsKey)
-	if err != nil || b == nil {
-		return p, errors.Join(err, errors.New("state has no staking parameters"))
-	}
-	return p, json.Unmarshal(b, &p)
+	return store.LoadJSON[Params](r, paramsKey, "staking parameters")
 }
 
 // WorkerOperator tells the staking module who operates a registered, active
@@ -107,7 +100,7 @@ func Stake(kv store.KV, signer crypto.Address, m *chainpb.MsgStake, operator Wor
 			return err
 		}
 	}
-	return kv.Set(SelfStakeKey(m.Worker), binary.BigEndian.AppendUint64(nil, cur+uint64(m.Amount)))
+	return store.SetUint64(kv, SelfStakeKey(m.Worker), cur+uint64(m.Amount))
 }
 
 // Nominate bonds more of the signer's PHA (amount may be 0) and sets the
@@ -144,8 +137,7 @@ func Nominate(kv store.KV, signer crypto.Address, m *chainpb.MsgNominate, operat
 	}
 	n.Amount += uint64(m.Amount)
 	n.Targets = m.Targets
-	b, _ := json.Marshal(n)
-	return kv.Set(nominationKey(signer), b)
+	return store.SetJSON(kv, nominationKey(signer), n)
 }
 
 func bond(kv store.KV, from crypto.Address, amount uint64) error {
@@ -175,14 +167,7 @@ func loadNomination(r store.Reader, a crypto.Address) (*nomination, error) {
 
 // SelfStake is the operator's bond to a worker.
 func SelfStake(r store.Reader, worker []byte) (uint64, error) {
-	v, err := r.Get(SelfStakeKey(worker))
-	if err != nil || v == nil {
-		return 0, err
-	}
-	if len(v) != 8 {
-		return 0, fmt.Errorf("self stake of %X is %d bytes, want 8", worker, len(v))
-	}
-	return binary.BigEndian.Uint64(v), nil
+	return store.Uint64(r, SelfStakeKey(worker), fmt.Sprintf("the self stake of %X", worker))
 }
 
 // Elect runs sequential Phragmen over the bonded candidates that eligible
@@ -215,25 +200,20 @@ func Elect(r store.Reader, seats int, eligible func(worker []byte) (bool, error)
 			cands = append(cands, Candidate{ID: string(w), SelfStake: s})
 		}
 	}
-	nidx, err := r.Get(nominatorsKey)
-	if err != nil {
-		return nil, err
-	}
 	var voters []Voter
-	for i := 0; i+crypto.AddressLen <= len(nidx); i += crypto.AddressLen {
-		a, _ := crypto.AddressFromBytes(nidx[i : i+crypto.AddressLen])
-		n, err := loadNomination(r, a)
-		if err != nil {
-			return nil, err
-		}
-		if n == nil || n.Amount == 0 {
-			continue
+	err = eachNomination(r, func(a crypto.Address, n *nomination) error {
+		if n.Amount == 0 {
+			return nil
 		}
 		v := Voter{ID: "n/" + string(a[:]), Stake: n.Amount}
 		for _, t := range n.Targets {
 			v.Targets = append(v.Targets, string(t))
 		}
 		voters = append(voters, v)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return SeqPhragmen(seats, cands, voters)
 }
@@ -247,7 +227,7 @@ func Renew(kv store.KV, old, successor []byte) error {
 		return err
 	}
 	if s > 0 {
-		if err := kv.Set(SelfStakeKey(successor), binary.BigEndian.AppendUint64(nil, s)); err != nil {
+		if err := store.SetUint64(kv, SelfStakeKey(successor), s); err != nil {
 			return err
 		}
 		if err := kv.Delete(SelfStakeKey(old)); err != nil {
@@ -267,30 +247,38 @@ func Renew(kv store.KV, old, successor []byte) error {
 			return err
 		}
 	}
-	nidx, err := kv.Get(nominatorsKey)
-	if err != nil {
-		return err
-	}
-	for i := 0; i+crypto.AddressLen <= len(nidx); i += crypto.AddressLen {
-		a, _ := crypto.AddressFromBytes(nidx[i : i+crypto.AddressLen])
-		n, err := loadNomination(kv, a)
-		if err != nil {
-			return err
-		}
-		if n == nil {
-			continue
-		}
+	return eachNomination(kv, func(a crypto.Address, n *nomination) error {
 		changed := false
 		for j, t := range n.Targets {
 			if bytes.Equal(t, old) {
 				n.Targets[j], changed = successor, true
 			}
 		}
-		if changed {
-			b, _ := json.Marshal(n)
-			if err := kv.Set(nominationKey(a), b); err != nil {
-				return err
-			}
+		if !changed {
+			return nil
+		}
+		return store.SetJSON(kv, nominationKey(a), n)
+	})
+}
+
+// eachNomination calls fn with every nomination, in first-nomination
+// order.
+func eachNomination(r store.Reader, fn func(a crypto.Address, n *nomination) error) error {
+	idx, err := r.Get(nominatorsKey)
+	if err != nil {
+		return err
+	}
+	for i := 0; i+crypto.AddressLen <= len(idx); i += crypto.AddressLen {
+		a, _ := crypto.AddressFromBytes(idx[i : i+crypto.AddressLen])
+		n, err := loadNomination(r, a)
+		if err != nil {
+			return err
+		}
+		if n == nil {
+			continue
+		}
+		if err := fn(a, n); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -312,30 +300,17 @@ func Backers(r store.Reader, worker []byte, operator crypto.Address) ([]Backer, 
 		return nil, err
 	}
 	out := []Backer{{Account: operator, Stake: s}}
-	nidx, err := r.Get(nominatorsKey)
-	if err != nil {
-		return nil, err
-	}
-	for i := 0; i+crypto.AddressLen <= len(nidx); i += crypto.AddressLen {
-		a, _ := crypto.AddressFromBytes(nidx[i : i+crypto.AddressLen])
-		n, err := loadNomination(r, a)
-		if err != nil {
-			return nil, err
+	err = eachNomination(r, func(a crypto.Address, n *nomination) error {
+		j := slices.IndexFunc(n.Targets, func(t []byte) bool { return bytes.Equal(t, worker) })
+		if n.Amount == 0 || j < 0 {
+			return nil
 		}
-		if n == nil || n.Amount == 0 {
-			continue
+		share := n.Amount / uint64(len(n.Targets))
+		if j == 0 {
+			share += n.Amount % uint64(len(n.Targets))
 		}
-		for j, t := range n.Targets {
-			if !bytes.Equal(t, worker) {
-				continue
-			}
-			share := n.Amount / uint64(len(n.Targets))
-			if j == 0 {
-				share += n.Amount % uint64(len(n.Targets))
-			}
-			out = append(out, Backer{Account: a, Stake: share})
-			break
-		}
-	}
-	return out, nil
+		out = append(out, Backer{Account: a, Stake: share})
+		return nil
+	})
+	return out, err
 }

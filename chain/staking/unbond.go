@@ -48,32 +48,17 @@ func saveUnbondings(kv store.KV, a crypto.Address, us []Unbonding) error {
 	if len(us) == 0 {
 		return kv.Delete(unbondingKey(a))
 	}
-	b, _ := json.Marshal(us)
-	return kv.Set(unbondingKey(a), b)
+	return store.SetJSON(kv, unbondingKey(a), us)
 }
 
 // Bonded is everything account a has in the staking pool: its self stakes,
 // its nomination and its pending unbondings.
 func Bonded(r store.Reader, a crypto.Address) (uint64, error) {
-	return readUint(r, accountBondKey(a))
-}
-
-// ReadUint reads an 8-byte big-endian counter (0 if absent).
-func ReadUint(r store.Reader, key []byte) (uint64, error) { return readUint(r, key) }
-
-func readUint(r store.Reader, key []byte) (uint64, error) {
-	v, err := r.Get(key)
-	if err != nil || v == nil {
-		return 0, err
-	}
-	if len(v) != 8 {
-		return 0, fmt.Errorf("state value %q is %d bytes, want 8", key, len(v))
-	}
-	return binary.BigEndian.Uint64(v), nil
+	return store.Uint64(r, accountBondKey(a), "the bond total of "+a.String())
 }
 
 func addUint(kv store.KV, key []byte, delta int64) error {
-	cur, err := readUint(kv, key)
+	cur, err := store.Uint64(kv, key, "a bond total")
 	if err != nil {
 		return err
 	}
@@ -84,7 +69,7 @@ func addUint(kv store.KV, key []byte, delta int64) error {
 	if n == 0 {
 		return kv.Delete(key)
 	}
-	return kv.Set(key, binary.BigEndian.AppendUint64(nil, uint64(n)))
+	return store.SetUint64(kv, key, uint64(n))
 }
 
 // ValidateUnbond checks a MsgUnbond without state.
@@ -162,8 +147,7 @@ func Unbond(kv store.KV, signer crypto.Address, height int64, m *chainpb.MsgUnbo
 			return ErrNotBonded.Wrapf("%s has %d uPHA nominated; cannot unbond %d", signer, have, amount)
 		}
 		n.Amount -= amount
-		b, _ := json.Marshal(n)
-		if err := kv.Set(nominationKey(signer), b); err != nil {
+		if err := store.SetJSON(kv, nominationKey(signer), n); err != nil {
 			return err
 		}
 	}
@@ -188,7 +172,7 @@ func setSelfStake(kv store.KV, worker []byte, s uint64) error {
 	if s == 0 {
 		return kv.Delete(SelfStakeKey(worker))
 	}
-	return kv.Set(SelfStakeKey(worker), binary.BigEndian.AppendUint64(nil, s))
+	return store.SetUint64(kv, SelfStakeKey(worker), s)
 }
 
 // EndBlock pays back the unbondings due at height.

@@ -155,7 +155,9 @@ func statusCmd(g *globals) *cobra.Command {
 }
 
 func printWorkers(w io.Writer, st *client.Status) {
-	if st.Launch != nil {
+	// After the launch the era's set holds the root key (printEra); the
+	// launch's election is history.
+	if st.Launch != nil && st.Era == nil {
 		fmt.Fprintf(w, "gatekeepers:\t%d (election round %d", len(st.Launch.Gatekeepers), st.Launch.Round)
 		if st.Phase != "launched" && st.Launch.Deadline > 0 {
 			fmt.Fprintf(w, ", confirm by block %d", st.Launch.Deadline)
@@ -238,7 +240,7 @@ func printEra(w io.Writer, e *client.EraStatus) {
 	fmt.Fprintf(w, "root public key:\t%s\n", shortHex(e.RootPublicKey))
 	fmt.Fprintf(w, "era gatekeepers:\t%d\n", len(e.Gatekeepers))
 	for _, g := range e.Gatekeepers {
-		fmt.Fprintf(w, "  %s\tbacking %s\n", shortHex(g.Worker), bank.FormatAmount(g.Backing))
+		fmt.Fprintf(w, "  %s\tbacking %s\tholds the root key\n", shortHex(g.Worker), bank.FormatAmount(g.Backing))
 	}
 	r := e.Rotation
 	if r == nil {

@@ -202,12 +202,15 @@ func TestStatusEraText(t *testing.T) {
 	f.set(eraState(), report())
 	node := f.serve(t)
 	out := runStatus(t, node)
+	if strings.Contains(out, "election round") {
+		t.Errorf("after the launch status still lists the launch's election:\n%s", out)
+	}
 	for _, want := range []string{
 		"root key era: 2 (current since block 200; 2 completed rotations, 1 expired attempt)",
 		"root public key: 3b3b3b3b3b3b3b3b…",
 		"era gatekeepers: 2",
-		"a1a1a1a1a1a1a1a1… backing 1.5 PHA",
-		"b2b2b2b2b2b2b2b2… backing 2 PHA",
+		"a1a1a1a1a1a1a1a1… backing 1.5 PHA holds the root key",
+		"b2b2b2b2b2b2b2b2… backing 2 PHA holds the root key",
 		"rotation: to era 3, attempt 2 (started at block 300, deadline block 350)",
 		"leaders: outgoing a1a1a1a1a1a1a1a1… incoming c3c3c3c3c3c3c3c3…",
 		"shares: both in",
@@ -297,6 +300,9 @@ func TestStatusEraText(t *testing.T) {
 	}
 	if !hasLine(out, "workers: 5") {
 		t.Errorf("status without eras lost its workers:\n%s", out)
+	}
+	if !strings.Contains(out, "election round") {
+		t.Errorf("before the launch status lost the election's progress:\n%s", out)
 	}
 }
 

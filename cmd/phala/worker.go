@@ -150,7 +150,7 @@ candidate, feeds it every block for verified sync, and relays the messages it si
 	cmd.Flags().StringVar(&genesisFile, "genesis", "", "the chain's genesis.json (default HOME/node0/config/genesis.json)")
 	cmd.Flags().StringVar(&endpoint, "endpoint", "", "where users reach this worker (attested; default http://QUERY-LISTEN)")
 	cmd.Flags().StringVar(&queryListen, "query-listen", "", "loopback host:port serving users' sealed contract queries (none if empty)")
-	cmd.Flags().StringVar(&stake, "stake", "", "PHA to bond to the worker as a gatekeeper candidate (e.g. 10000)")
+	cmd.Flags().StringVar(&stake, "stake", "", "PHA to bond to the worker: the miner minimum to run contracts, the candidate minimum to stand as a gatekeeper (e.g. 10000)")
 	cmd.MarkFlagRequired("operator")
 	return cmd
 }
