@@ -234,7 +234,8 @@ func (f *contractFixture) contractEvents() []*chainpb.WorkerEvent {
 	f.t.Helper()
 	var out []*chainpb.WorkerEvent
 	for _, ev := range f.eventLog(f.height) {
-		if ev.GetContractDeployed() != nil || ev.GetContractKeyed() != nil || ev.GetContractCommand() != nil || ev.GetContractReassigned() != nil {
+		if ev.GetContractDeployed() != nil || ev.GetContractKeyed() != nil || ev.GetContractCommand() != nil || ev.GetContractReassigned() != nil ||
+			ev.GetContractRekeyDue() != nil || ev.GetContractRekeyed() != nil {
 			out = append(out, ev)
 		}
 	}
@@ -1432,7 +1433,8 @@ func TestReassignContract(t *testing.T) {
 	}
 	c := f.getContract(id)
 	want := proto.Clone(before).(*chainpb.Contract)
-	want.Miners, want.AwaitingKey = pubs(f.other), pubs(f.other)
+	// KeySince 0: the removed miner held k_c, so its rotation is due.
+	want.Miners, want.AwaitingKey, want.KeySince = pubs(f.other), pubs(f.other), 0
 	if !proto.Equal(c, want) {
 		t.Fatalf("reassigned\n got %v\nwant %v", c, want)
 	}
@@ -1473,8 +1475,12 @@ func TestReassignContract(t *testing.T) {
 		t.Fatalf("reassign to two: %s %s", code(r), r.Log)
 	}
 	wantEv = &chainpb.ContractReassigned{Contract: id.Bytes(), Miners: pubs(f.other, f.miner), Added: pubs(f.miner), Reason: contracts.ReasonRequested}
-	if evs := f.contractEvents(); len(evs) != 1 || !proto.Equal(evs[0].GetContractReassigned(), wantEv) {
-		t.Fatalf("events %v, want %v", evs, wantEv)
+	// The new miner's checkpoint made the rotation of the removed miner's
+	// key due; this reassignment calls it off (the new key would be
+	// sealed to the old miners only).
+	if evs := f.contractEvents(); len(evs) != 2 || evs[0].GetContractRekeyed() == nil || evs[0].GetContractRekeyed().Ok ||
+		!proto.Equal(evs[1].GetContractReassigned(), wantEv) {
+		t.Fatalf("events %v, want a rotation called off and %v", evs, wantEv)
 	}
 	if c := f.getContract(id); len(c.Miners) != 2 || len(c.AwaitingKey) != 1 || !bytes.Equal(c.AwaitingKey[0], f.miner.pub()) {
 		t.Fatalf("two miners: %v", c)

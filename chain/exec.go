@@ -12,6 +12,7 @@ import (
 	"github.com/phala-go/phala/chain/bank"
 	"github.com/phala-go/phala/chain/contracts"
 	"github.com/phala-go/phala/chain/gatekeeper"
+	"github.com/phala-go/phala/chain/governance"
 	"github.com/phala-go/phala/chain/monitor"
 	"github.com/phala-go/phala/chain/mq"
 	"github.com/phala-go/phala/chain/registry"
@@ -35,7 +36,11 @@ func validateStateless(tx *auth.Tx, p auth.Params, chainID string) error {
 	case *chainpb.TxBody_RegisterWorker:
 		_, err = registry.ValidateRegister(m.RegisterWorker)
 	case *chainpb.TxBody_SetMeasurement:
-		err = registry.ValidateSetMeasurement(m.SetMeasurement)
+		err = auth.ErrUnknownMsg.Wrapf("set_measurement is retired: the pRuntime measurement allowlist changes by referendum; propose it with `phala gov propose set-measurement --platform %s --measurement %X`", m.SetMeasurement.GetPlatform(), m.SetMeasurement.GetMeasurement())
+	case *chainpb.TxBody_SubmitProposal:
+		err = governance.ValidateSubmit(m.SubmitProposal)
+	case *chainpb.TxBody_Vote:
+		err = governance.ValidateVote(m.Vote)
 	case *chainpb.TxBody_SubmitMessage:
 		_, err = mq.ValidateSigned(chainID, m.SubmitMessage.Message)
 	case *chainpb.TxBody_Stake:
@@ -123,8 +128,11 @@ func execMsg(env execEnv, tx *auth.Tx) (note string, err error) {
 			return "", renewWorker(env, info)
 		}
 		return "", nil
-	case *chainpb.TxBody_SetMeasurement:
-		return "", registry.SetMeasurement(kv, tx.Signer, m.SetMeasurement)
+	case *chainpb.TxBody_SubmitProposal:
+		_, err := governance.Submit(kv, tx.Signer, env.block.Height, m.SubmitProposal, governanceHooks(env))
+		return "", err
+	case *chainpb.TxBody_Vote:
+		return "", governance.Vote(kv, tx.Signer, env.block.Height, m.Vote)
 	case *chainpb.TxBody_SubmitMessage:
 		sm := m.SubmitMessage.Message
 		wm, err := mq.DecodeWorkerMessage(sm.Payload)
@@ -143,7 +151,7 @@ func execMsg(env execEnv, tx *auth.Tx) (note string, err error) {
 		case *chainpb.WorkerMessage_ContractMessage:
 			return contracts.HandleMessage(kv, log, sm.Sender, k.ContractMessage, env.block.Time)
 		case *chainpb.WorkerMessage_ContractCheckpoint:
-			return contracts.HandleCheckpoint(kv, log, sm.Sender, k.ContractCheckpoint)
+			return contracts.HandleCheckpoint(kv, log, sm.Sender, k.ContractCheckpoint, contractHooks(env))
 		case *chainpb.WorkerMessage_Heartbeat:
 			return monitor.Heartbeat(kv, sm.Sender, k.Heartbeat, env.block.Height, eraBlocks(kv))
 		}
@@ -209,7 +217,13 @@ func endBlock(env execEnv) error {
 	if err := staking.EndBlock(env.kv, env.block.Height); err != nil {
 		return err
 	}
-	return contracts.EndBlock(env.kv, env.log, contractHooks(env))
+	if err := contracts.EndBlock(env.kv, env.log, contractHooks(env)); err != nil {
+		return err
+	}
+	// Referenda close last: the block ran under the parameters, allowlist
+	// and freezes it began with; what passes applies from the next block.
+	_, err := governance.EndBlock(env.kv, env.block.Height, governanceHooks(env))
+	return err
 }
 
 // eraBlocks is the era length (0: no eras, or no launch configured).
@@ -464,6 +478,17 @@ func msgEvents(tx *auth.Tx, signer string, names *addressNames, logIndex int, no
 			{Key: "sender", Value: signer, Index: true},
 			{Key: "nonce", Value: strconv.FormatUint(tx.Body.Nonce, 10)},
 			{Key: "event_index", Value: strconv.Itoa(logIndex)},
+		}}}
+	case *chainpb.TxBody_SubmitProposal:
+		return []abci.Event{{Type: "submit_proposal", Attributes: []abci.EventAttribute{
+			{Key: "proposer", Value: signer, Index: true},
+			{Key: "action", Value: actionKind(m.SubmitProposal.Action), Index: true},
+		}}}
+	case *chainpb.TxBody_Vote:
+		return []abci.Event{{Type: "vote", Attributes: []abci.EventAttribute{
+			{Key: "voter", Value: signer, Index: true},
+			{Key: "proposal", Value: strconv.FormatUint(m.Vote.Proposal, 10), Index: true},
+			{Key: "option", Value: voteOption(m.Vote.Option)},
 		}}}
 	case *chainpb.TxBody_RegisterWorker:
 		info, _ := registry.DecodeWorkerInfo(m.RegisterWorker.Info)

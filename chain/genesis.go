@@ -12,12 +12,12 @@ import (
 	"github.com/phala-go/phala/chain/bank"
 	"github.com/phala-go/phala/chain/contracts"
 	"github.com/phala-go/phala/chain/gatekeeper"
+	"github.com/phala-go/phala/chain/governance"
 	"github.com/phala-go/phala/chain/monitor"
 	"github.com/phala-go/phala/chain/registry"
 	"github.com/phala-go/phala/chain/rewards"
 	"github.com/phala-go/phala/chain/staking"
 	"github.com/phala-go/phala/chain/store"
-	"github.com/phala-go/phala/crypto"
 	"github.com/phala-go/phala/proof"
 )
 
@@ -40,6 +40,17 @@ type Genesis struct {
 	// Rewards is the era rewards' parameters; absent means
 	// rewards.DefaultParams.
 	Rewards *rewards.Params `json:"rewards,omitempty"`
+	// Governance is the referenda's parameters; absent means
+	// governance.DefaultParams.
+	Governance *governance.Params `json:"governance,omitempty"`
+}
+
+// governanceParams is g's governance parameters, defaulted.
+func (g Genesis) governanceParams() governance.Params {
+	if g.Governance == nil {
+		return governance.DefaultParams()
+	}
+	return *g.Governance
 }
 
 // rewardsParams is g's rewards parameters, defaulted.
@@ -66,16 +77,11 @@ func (g Genesis) contractParams() contracts.Params {
 	return *g.Contracts
 }
 
-// GovernanceAccount is the default governance: a module account nobody
-// can sign for, so the allowlist is fixed until a genesis names a real one.
-var GovernanceAccount = crypto.ModuleAddress("governance")
-
 // DefaultGenesis distributes the supply with the given grants and default
 // parameters.
 func DefaultGenesis(grants ...bank.Grant) (Genesis, error) {
 	b, err := bank.NewGenesis(grants...)
 	reg := registry.Genesis{Params: registry.DefaultParams()}
-	reg.Params.Governance = GovernanceAccount.String()
 	return Genesis{Auth: auth.DefaultParams(), Bank: b, Registry: reg, Staking: staking.DefaultParams()}, err
 }
 
@@ -115,6 +121,9 @@ func (g Genesis) Validate() error {
 	if err := g.contractParams().Validate(); err != nil {
 		return fmt.Errorf("genesis contracts: %w", err)
 	}
+	if err := g.governanceParams().Validate(); err != nil {
+		return fmt.Errorf("genesis: %w", err)
+	}
 	if g.Gatekeeper != nil {
 		if err := g.Gatekeeper.Validate(); err != nil {
 			return fmt.Errorf("genesis gatekeeper: %w", err)
@@ -150,6 +159,9 @@ func initGenesis(kv store.KV, g Genesis, genesisHash []byte, genesisTime time.Ti
 		return err
 	}
 	if err := initRewards(kv, g.rewardsParams(), genesisTime); err != nil {
+		return err
+	}
+	if err := governance.InitGenesis(kv, g.governanceParams()); err != nil {
 		return err
 	}
 	if g.Gatekeeper != nil {

@@ -77,7 +77,7 @@ func (f *launchFixture) launch() *chainpb.LaunchState {
 }
 
 func (f *launchFixture) handover(round uint64, to ...identity) *chainpb.WorkerMessage {
-	ho := &chainpb.RootKeyHandover{Round: round, RootPublicKey: crypto.RootPublicKey(f.root)}
+	ho := &chainpb.RootKeyHandover{Round: round, RootPublicKey: crypto.RootPublicKey(f.root), RootHpkeKey: rootHPKE(f.t, f.root)}
 	for _, g := range to {
 		env, err := crypto.Seal(g.hpke.PublicKey(), []byte("test"), f.root)
 		if err != nil {
@@ -188,4 +188,14 @@ func (a *App) mustPhase(t *testing.T) gatekeeper.Phase {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// rootHPKE is root's encryption public key, as a pRuntime publishes it.
+func rootHPKE(t testing.TB, root []byte) []byte {
+	t.Helper()
+	k, err := crypto.RootHPKEKey(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.PublicKey()
 }

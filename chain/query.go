@@ -3,9 +3,11 @@ package chain
 import (
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	abci "github.com/cometbft/cometbft/abci/types"
@@ -16,6 +18,7 @@ import (
 	"github.com/phala-go/phala/chain/contracts"
 	"github.com/phala-go/phala/chain/errs"
 	"github.com/phala-go/phala/chain/gatekeeper"
+	"github.com/phala-go/phala/chain/governance"
 	"github.com/phala-go/phala/chain/monitor"
 	"github.com/phala-go/phala/chain/mq"
 	"github.com/phala-go/phala/chain/registry"
@@ -64,6 +67,19 @@ const (
 	// QueryDiscrepancies: value = chainpb.DiscrepancyList, the newest
 	// redundant-miner discrepancies.
 	QueryDiscrepancies = "/contracts/discrepancies"
+	// QueryFrozen: value = JSON []registry.Frozen, the TEE platforms whose
+	// registrations a referendum froze.
+	QueryFrozen = "/registry/frozen"
+	// QueryProposals: value = JSON []ProposalRecord, newest first (at most
+	// governance.MaxListedProposals), without ballots.
+	QueryProposals = "/governance/proposals"
+	// QueryProposal: "/governance/proposal/<id>" (decimal id; or the id as
+	// query data); value = JSON ProposalRecord with its ballots.
+	QueryProposal = "/governance/proposal"
+	// QueryGovernanceParams: value = JSON governance.Params;
+	// "/governance/params/<module>" (or the module as query data): that
+	// module's parameters, the whole object a param_change carries.
+	QueryGovernanceParams = "/governance/params"
 )
 
 // QueryCodespace holds the errors queries return.
@@ -90,6 +106,12 @@ func (a *App) Query(_ context.Context, req *abci.QueryRequest) (*abci.QueryRespo
 func (a *App) query(req *abci.QueryRequest) (*abci.QueryResponse, error) {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
+	path, data := req.Path, req.Data
+	for _, p := range []string{QueryProposal, QueryGovernanceParams} {
+		if arg, ok := strings.CutPrefix(path, p+"/"); ok {
+			path, data = p, []byte(arg)
+		}
+	}
 	height := req.Height
 	if height == 0 {
 		height = a.height
@@ -97,7 +119,7 @@ func (a *App) query(req *abci.QueryRequest) (*abci.QueryResponse, error) {
 	if height < 0 || height > a.height || a.height == 0 {
 		return nil, ErrHeightUnavailable.Wrapf("height %d; the last committed block is %d", req.Height, a.height)
 	}
-	switch req.Path {
+	switch path {
 	case QueryStore:
 		return a.queryStore(req, height)
 	case QueryEventLog:
@@ -139,18 +161,19 @@ func (a *App) query(req *abci.QueryRequest) (*abci.QueryResponse, error) {
 		}
 		v, _ := json.Marshal(p)
 		return &abci.QueryResponse{Value: v, Height: height}, nil
-	case QueryWorker, QueryWorkers, QueryLaunch, QueryEra, QueryMonitor, QueryRewards, QuerySequence, QueryGenesisHash, QueryContract, QueryContracts, QueryContractParams, QueryDiscrepancies:
+	case QueryWorker, QueryWorkers, QueryLaunch, QueryEra, QueryMonitor, QueryRewards, QuerySequence, QueryGenesisHash, QueryContract, QueryContracts, QueryContractParams, QueryDiscrepancies,
+		QueryFrozen, QueryProposals, QueryProposal, QueryGovernanceParams:
 		snap, err := a.snapshotAt(height)
 		if err != nil {
 			return nil, err
 		}
-		v, err := queryModule(snap, req.Path, req.Data)
+		v, err := queryModule(snap, path, data)
 		if err != nil {
 			return nil, err
 		}
 		return &abci.QueryResponse{Key: req.Data, Value: v, Height: height}, nil
 	}
-	return nil, ErrUnknownQuery.Wrapf("%q; known paths: %s", req.Path, strings.Join([]string{QueryStore, QueryEventLog, QueryAccount, QueryParams, QueryWorker, QueryWorkers, QueryLaunch, QueryEra, QueryMonitor, QueryRewards, QuerySequence, QueryGenesisHash, QueryContract, QueryContracts, QueryContractParams, QueryDiscrepancies}, " "))
+	return nil, ErrUnknownQuery.Wrapf("%q; known paths: %s", req.Path, strings.Join([]string{QueryStore, QueryEventLog, QueryAccount, QueryParams, QueryWorker, QueryWorkers, QueryLaunch, QueryEra, QueryMonitor, QueryRewards, QuerySequence, QueryGenesisHash, QueryContract, QueryContracts, QueryContractParams, QueryDiscrepancies, QueryFrozen, QueryProposals, QueryProposal + "/<id>", QueryGovernanceParams + "[/<module>]"}, " "))
 }
 
 // queryModule answers the module queries from a committed snapshot.
@@ -224,6 +247,53 @@ func queryModule(r store.Reader, path string, data []byte) ([]byte, error) {
 			return nil, err
 		}
 		return proto.Marshal(&chainpb.DiscrepancyList{Discrepancies: ds})
+	case QueryFrozen:
+		fs, err := registry.FrozenPlatforms(r)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(append([]registry.Frozen{}, fs...))
+	case QueryProposals:
+		ps, err := governance.Proposals(r)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]ProposalRecord, len(ps))
+		for i, p := range ps {
+			out[i] = proposalRecord(p)
+		}
+		return json.Marshal(out)
+	case QueryProposal:
+		id, err := strconv.ParseUint(string(data), 10, 64)
+		if err != nil {
+			return nil, ErrBadQuery.Wrapf("proposal id %q: want a decimal number, as in %s/7", data, QueryProposal)
+		}
+		p, err := governance.Proposal(r, id)
+		if err != nil {
+			return nil, err
+		}
+		if p == nil {
+			return nil, governance.ErrUnknownProposal.Wrapf("no proposal %d", id)
+		}
+		bs, err := governance.Votes(r, id)
+		if err != nil {
+			return nil, err
+		}
+		rec := proposalRecord(p)
+		rec.Votes = make([]BallotRecord, len(bs))
+		for i, b := range bs {
+			rec.Votes[i] = BallotRecord{Voter: b.Voter.String(), Option: voteOption(b.Option)}
+		}
+		return json.Marshal(rec)
+	case QueryGovernanceParams:
+		if len(data) > 0 {
+			return moduleParamsJSON(r, string(data))
+		}
+		p, err := governance.LoadParams(r)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(p)
 	}
 	return nil, ErrUnknownQuery.Wrapf("%q", path)
 }
@@ -281,4 +351,72 @@ func (a *App) IterateState(fn func(key, value []byte) bool) error {
 		return errors.New("no committed state yet")
 	}
 	return a.snapshot.Iterate(fn)
+}
+
+// ProposalRecord is a referendum as the governance queries serve it.
+type ProposalRecord struct {
+	ID        uint64       `json:"id"`
+	Proposer  string       `json:"proposer"`
+	Title     string       `json:"title"`
+	Action    ActionRecord `json:"action"`
+	Deposit   uint64       `json:"deposit"`
+	Submitted int64        `json:"submitted_height"`
+	VotingEnd int64        `json:"voting_end"`
+	// Status is voting, passed, rejected or failed (passed, but the
+	// action could not apply: Error says why).
+	Status    string `json:"status"`
+	Emergency bool   `json:"emergency"`
+	// Yes, No and Abstain are the weighed votes, in uPHA; known once
+	// voting ends.
+	Yes     uint64 `json:"yes"`
+	No      uint64 `json:"no"`
+	Abstain uint64 `json:"abstain"`
+	Error   string `json:"error,omitempty"`
+	// Votes are the current ballots (QueryProposal only), in the order the
+	// voters first voted.
+	Votes []BallotRecord `json:"votes,omitempty"`
+}
+
+// ActionRecord is a proposal's action: Kind names it (param_change,
+// set_measurement, freeze_platform, treasury_spend) and the fields of that
+// kind are set.
+type ActionRecord struct {
+	Kind        string          `json:"kind"`
+	Module      string          `json:"module,omitempty"`
+	Params      json.RawMessage `json:"params,omitempty"`
+	Platform    string          `json:"platform,omitempty"`
+	Measurement string          `json:"measurement,omitempty"` // hex
+	Allowed     *bool           `json:"allowed,omitempty"`
+	Frozen      *bool           `json:"frozen,omitempty"`
+	To          string          `json:"to,omitempty"`
+	Amount      int64           `json:"amount,omitempty"`
+}
+
+// BallotRecord is an account's current vote: yes, no or abstain.
+type BallotRecord struct {
+	Voter  string `json:"voter"`
+	Option string `json:"option"`
+}
+
+func proposalRecord(p *chainpb.Proposal) ProposalRecord {
+	proposer, _ := crypto.AddressFromBytes(p.Proposer)
+	rec := ProposalRecord{ID: p.Id, Proposer: proposer.String(), Title: p.Title, Action: ActionRecord{Kind: actionKind(p.Action)},
+		Deposit: p.Deposit, Submitted: p.Submitted, VotingEnd: p.VotingEnd, Status: p.Status, Emergency: p.Emergency,
+		Yes: p.Yes, No: p.No, Abstain: p.Abstain, Error: p.Error}
+	a := &rec.Action
+	switch k := p.Action.GetKind().(type) {
+	case *chainpb.ProposalAction_ParamChange:
+		a.Module = k.ParamChange.Module
+		if json.Valid(k.ParamChange.ParamsJson) {
+			a.Params = k.ParamChange.ParamsJson
+		}
+	case *chainpb.ProposalAction_SetMeasurement:
+		a.Platform, a.Measurement, a.Allowed = k.SetMeasurement.Platform, hex.EncodeToString(k.SetMeasurement.Measurement), &k.SetMeasurement.Allowed
+	case *chainpb.ProposalAction_FreezePlatform:
+		a.Platform, a.Frozen = k.FreezePlatform.Platform, &k.FreezePlatform.Frozen
+	case *chainpb.ProposalAction_TreasurySpend:
+		to, _ := crypto.AddressFromBytes(k.TreasurySpend.To)
+		a.To, a.Amount = to.String(), k.TreasurySpend.Amount
+	}
+	return rec
 }

@@ -470,7 +470,7 @@ func (r *rotationRun) took(shares ...*chainpb.RotationShare) {
 // distribution).
 func (r *rotationRun) keysFor(root []byte, to ...identity) *chainpb.RotationKeys {
 	r.f.t.Helper()
-	k := &chainpb.RotationKeys{Era: r.ev.Era, Attempt: r.ev.Attempt, RootPublicKey: crypto.RootPublicKey(root)}
+	k := &chainpb.RotationKeys{Era: r.ev.Era, Attempt: r.ev.Attempt, RootPublicKey: crypto.RootPublicKey(root), RootHpkeKey: rootHPKE(r.f.t, root)}
 	for _, g := range to {
 		env, err := crypto.Seal(g.hpke.PublicKey(), crypto.RotationKeyInfo(testChainID, r.ev.Era, r.ev.Attempt, g.pub()), root)
 		if err != nil {

@@ -155,7 +155,7 @@ func TestRootKeyRotationRekeysContractsAndSeatsTheNewSet(t *testing.T) {
 	}
 	f.applied("last confirmation", post{members[2], confirmMsg(r.confirmBy(members[2]))})
 	ready := f.readyAt(S + 4)
-	want := &chainpb.RotationReady{Era: 1, Gatekeepers: gatekeeperKeys(ev.Incoming), RootPublicKey: crypto.RootPublicKey(r.root),
+	want := &chainpb.RotationReady{Era: 1, Gatekeepers: gatekeeperKeys(ev.Incoming), RootPublicKey: crypto.RootPublicKey(r.root), RootHpkeKey: rootHPKE(t, r.root),
 		Retired: pubs(f.c), Awaiting: []*chainpb.AwaitingKey{{Contract: during.Bytes(), Miners: pubs(f.miner)}}}
 	if !proto.Equal(ready, want) {
 		t.Fatalf("RotationReady\n got %v\nwant %v", ready, want)
@@ -173,7 +173,7 @@ func TestRootKeyRotationRekeysContractsAndSeatsTheNewSet(t *testing.T) {
 		}
 	}
 	es = f.era()
-	wantEra := &chainpb.EraState{Era: 1, Gatekeepers: ev.Incoming, RootPublicKey: crypto.RootPublicKey(r.root), Since: S + 4, Rotations: 1}
+	wantEra := &chainpb.EraState{Era: 1, Gatekeepers: ev.Incoming, RootPublicKey: crypto.RootPublicKey(r.root), RootHpkeKey: rootHPKE(t, r.root), Since: S + 4, Rotations: 1}
 	if !proto.Equal(es, wantEra) {
 		t.Fatalf("era after Ready\n got %v\nwant %v", es, wantEra)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/phala-go/phala/chain/contracts"
 	"github.com/phala-go/phala/crypto"
 	"github.com/phala-go/phala/internal/wasmcode"
 	"github.com/phala-go/phala/proto/chainpb"
@@ -69,13 +70,41 @@ func SealCommand(chainID string, ct *chainpb.Contract, sender crypto.Address, no
 // CallContract sends msg (JSON) as a sealed command from key's account,
 // with gas limit gas (0: DefaultGas), and waits for its block. The nonce
 // names the command for its receipt (WaitReceipt).
+//
+// A command refused because the contract's key is rotating, or was
+// rotated since its public key was read, is sealed again to the current
+// key and sent again, for up to KeyRetryTime, unless opts names the nonce.
 func (c *Client) CallContract(ctx context.Context, key ed25519.PrivateKey, id crypto.ContractID, msg []byte, gas uint64, opts SendOptions) (nonce uint64, res *TxResult, err error) {
-	raw, nonce, err := c.BuildCall(ctx, key, id, msg, gas, opts)
-	if err != nil {
-		return 0, nil, err
+	deadline := time.Now().Add(KeyRetryTime)
+	for {
+		raw, n, err := c.BuildCall(ctx, key, id, msg, gas, opts)
+		if err != nil {
+			return 0, nil, err
+		}
+		res, err = c.BroadcastAndWait(ctx, raw, opts.Timeout)
+		if opts.Nonce != nil || !KeyRotated(err) || time.Now().After(deadline) {
+			return n, res, err
+		}
+		select {
+		case <-ctx.Done():
+			return n, res, err
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
-	res, err = c.BroadcastAndWait(ctx, raw, opts.Timeout)
-	return nonce, res, err
+}
+
+// KeyRetryTime bounds how long CallContract resends a command refused
+// because of a contract key rotation (which holds commands for at most
+// contracts.RekeyHoldBlocks blocks).
+const KeyRetryTime = 30 * time.Second
+
+// KeyRotated reports whether err refuses a command because the contract's
+// key is rotating or was rotated since it was sealed: seal it again to
+// the contract's current public key and resend it.
+func KeyRotated(err error) bool {
+	var te *TxError
+	return errors.As(err, &te) && te.Codespace == contracts.Codespace &&
+		(te.Code == contracts.ErrRekeying.Code || te.Code == contracts.ErrStaleKey.Code)
 }
 
 // BuildCall signs a sealed command transaction without sending it.
@@ -107,7 +136,7 @@ func (c *Client) BuildCall(ctx context.Context, key ed25519.PrivateKey, id crypt
 		return nil, 0, err
 	}
 	raw, err := c.Build(ctx, key, &chainpb.TxBody{Msg: &chainpb.TxBody_ContractCommand{ContractCommand: &chainpb.MsgContractCommand{
-		Contract: id.Bytes(), Envelope: env, GasLimit: gas,
+		Contract: id.Bytes(), Envelope: env, GasLimit: gas, KeyEpoch: ct.KeyEpoch,
 	}}}, opts)
 	return raw, *opts.Nonce, err
 }

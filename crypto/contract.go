@@ -152,8 +152,24 @@ func WrapContractKey(rootKey []byte, chainID string, id ContractID, kc []byte) (
 	return sealGCM(rootKey, keyWrapLabel, tagged(keyWrapLabel, chainID, id[:]), kc)
 }
 
-// UnwrapContractKey reverses WrapContractKey.
+// UnwrapContractKey opens a stored k_c in either form: WrapContractKey's
+// (a gatekeeper's first key, or a root key rotation's re-encryption) or
+// SealContractKeyToRoot's (a miner's rotated key).
 func UnwrapContractKey(rootKey []byte, chainID string, id ContractID, wrapped []byte) ([]byte, error) {
+	if !IsKeyWrap(wrapped) {
+		k, err := RootHPKEKey(rootKey)
+		if err != nil {
+			return nil, err
+		}
+		kc, err := k.Open(wrapped, tagged(keyToRootLabel, chainID, id[:]))
+		if err != nil {
+			return nil, fmt.Errorf("the contract key sealed to the root key: %w", err)
+		}
+		if len(kc) != ContractKeySize {
+			return nil, fmt.Errorf("%w: the contract key sealed to the root key is %d bytes, want %d", ErrEnvelope, len(kc), ContractKeySize)
+		}
+		return kc, nil
+	}
 	return openGCM(rootKey, keyWrapLabel, tagged(keyWrapLabel, chainID, id[:]), wrapped, "the wrapped contract key (under this root key)")
 }
 

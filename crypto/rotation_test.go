@@ -2,6 +2,7 @@ package crypto
 
 import (
 	"bytes"
+	"crypto/rand"
 	"testing"
 )
 
@@ -31,5 +32,49 @@ func TestRotationRootKeyNeedsBothShares(t *testing.T) {
 	}
 	if _, err := RotationRootKey("c", 1, 1, s(1)[:31], s(2), s(3), s(4)); err == nil {
 		t.Error("a short share was accepted")
+	}
+}
+
+func TestContractKeySealedToRootOpensOnlyUnderThatRoot(t *testing.T) {
+	root, other := make([]byte, 32), make([]byte, 32)
+	rand.Read(root)
+	rand.Read(other)
+	rk, err := RootHPKEKey(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := RootHPKEKey(root)
+	if !bytes.Equal(rk.PublicKey(), again.PublicKey()) {
+		t.Fatal("the root encryption key is not deterministic")
+	}
+	id := NewContractID(Address{1}, 7)
+	kc := make([]byte, ContractKeySize)
+	rand.Read(kc)
+	sealed, err := SealContractKeyToRoot(rk.PublicKey(), "chain", id, kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if IsKeyWrap(sealed) {
+		t.Fatal("a key sealed to the root is taken for an AES wrap")
+	}
+	got, err := UnwrapContractKey(root, "chain", id, sealed)
+	if err != nil || !bytes.Equal(got, kc) {
+		t.Fatalf("unwrap: %x %v", got, err)
+	}
+	if _, err := UnwrapContractKey(other, "chain", id, sealed); err == nil {
+		t.Fatal("opened under another root key")
+	}
+	if _, err := UnwrapContractKey(root, "chain", NewContractID(Address{1}, 8), sealed); err == nil {
+		t.Fatal("opened as another contract's key")
+	}
+	if _, err := UnwrapContractKey(root, "other-chain", id, sealed); err == nil {
+		t.Fatal("opened on another chain")
+	}
+	w, err := WrapContractKey(root, "chain", id, kc)
+	if err != nil || !IsKeyWrap(w) {
+		t.Fatalf("an AES wrap is not recognised: %d bytes, %v", len(w), err)
+	}
+	if got, err := UnwrapContractKey(root, "chain", id, w); err != nil || !bytes.Equal(got, kc) {
+		t.Fatalf("AES unwrap: %v", err)
 	}
 }

@@ -224,11 +224,7 @@ func Init(home string, l Layout) (Endpoints, error) {
 		if l.Launch == (gatekeeper.Params{}) {
 			l.Launch = DefaultLaunch()
 		}
-		gov, err := kr.Get(l.DevAccounts[0])
-		if err != nil {
-			return Endpoints{}, err
-		}
-		if err := layoutLaunch(home, l.Workers, &g, gov, l.Launch); err != nil {
+		if err := layoutLaunch(home, l.Workers, &g, l.Launch); err != nil {
 			return Endpoints{}, err
 		}
 	}

@@ -67,11 +67,9 @@ func seatKeys(gs []*chainpb.Gatekeeper) [][]byte {
 	return out
 }
 
-// sealedRootKeys opens worker name's sealed pRuntime state with its
-// simulated CPU's sealing key and returns the public keys of every 32-byte
-// value in it that is a root key (crypto.RootPublicKey): what the store
-// holds, whatever field it sits in.
-func sealedRootKeys(t *testing.T, home, name string, candidates [][]byte) [][]byte {
+// sealedDoc opens worker name's sealed pRuntime state with its simulated
+// CPU's sealing key and returns it as decoded JSON.
+func sealedDoc(t *testing.T, home, name string) any {
 	t.Helper()
 	cpu, err := sim.OpenCPU(devnet.CPUDir(home, name))
 	if err != nil {
@@ -97,7 +95,13 @@ func sealedRootKeys(t *testing.T, home, name string, candidates [][]byte) [][]by
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		t.Fatalf("%s's sealed state is not JSON: %v", name, err)
 	}
-	var found [][]byte
+	return doc
+}
+
+// sealedValues calls f with every byte string (base64 in the JSON) of
+// worker name's sealed state, whatever field it sits in.
+func sealedValues(t *testing.T, home, name string, f func([]byte)) {
+	t.Helper()
 	var walk func(v any)
 	walk = func(v any) {
 		switch x := v.(type) {
@@ -110,17 +114,29 @@ func sealedRootKeys(t *testing.T, home, name string, candidates [][]byte) [][]by
 				walk(e)
 			}
 		case string:
-			b, err := base64.StdEncoding.DecodeString(x)
-			if err != nil || len(b) != 32 {
-				return
-			}
-			pub := crypto.RootPublicKey(b)
-			if slices.ContainsFunc(candidates, func(c []byte) bool { return bytes.Equal(c, pub) }) {
-				found = append(found, pub)
+			if b, err := base64.StdEncoding.DecodeString(x); err == nil {
+				f(b)
 			}
 		}
 	}
-	walk(doc)
+	walk(sealedDoc(t, home, name))
+}
+
+// sealedRootKeys returns the public keys of every 32-byte value in worker
+// name's sealed state that is a root key (crypto.RootPublicKey) among
+// candidates.
+func sealedRootKeys(t *testing.T, home, name string, candidates [][]byte) [][]byte {
+	t.Helper()
+	var found [][]byte
+	sealedValues(t, home, name, func(b []byte) {
+		if len(b) != 32 {
+			return
+		}
+		pub := crypto.RootPublicKey(b)
+		if slices.ContainsFunc(candidates, func(c []byte) bool { return bytes.Equal(c, pub) }) {
+			found = append(found, pub)
+		}
+	})
 	return found
 }
 

@@ -112,9 +112,9 @@ func platform(home, name string) (*sim.CPU, []byte, error) {
 // layoutLaunch prepares the workers of a new network and configures g for
 // the launch: it bootstraps the genesis worker's pRuntime (its identity and
 // root public key go into the genesis), trusts the devnet attestation
-// service, allows this build's measurement, and makes governance the first
-// dev account. Operators are funded by the caller.
-func layoutLaunch(home string, workers []WorkerSpec, g *chain.Genesis, governance keyring.Key, p gatekeeper.Params) error {
+// service and allows this build's measurement (later builds are allowed by
+// referendum, docs/governance.md). Operators are funded by the caller.
+func layoutLaunch(home string, workers []WorkerSpec, g *chain.Genesis, p gatekeeper.Params) error {
 	svcKey, err := attest.LoadOrCreateKey(AttestKeyFile(home))
 	if err != nil {
 		return err
@@ -123,7 +123,6 @@ func layoutLaunch(home string, workers []WorkerSpec, g *chain.Genesis, governanc
 	if err != nil {
 		return err
 	}
-	g.Registry.Params.Governance = governance.Address.String()
 	g.Registry.Params.AttestationServices = []string{hex.EncodeToString(svcKey.Public().(ed25519.PublicKey))}
 	g.Registry.Measurements = []registry.Measurement{{Platform: sim.PlatformName, Measurement: hex.EncodeToString(m)}}
 	g.Staking.MinCandidateStake = CandidateStake

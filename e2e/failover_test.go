@@ -45,7 +45,9 @@ type failoverNet struct {
 	code   []byte             // the token
 }
 
-func startFailoverNet(t *testing.T, ctx context.Context) *failoverNet {
+// startFailoverNet starts it; extra flags go to `phala localnet` (for
+// example the gatekeepers and eras of TestErasOnALocalnet).
+func startFailoverNet(t *testing.T, ctx context.Context, extra ...string) *failoverNet {
 	t.Helper()
 	root, err := wasmbuild.ModuleRoot()
 	if err != nil {
@@ -57,7 +59,8 @@ func startFailoverNet(t *testing.T, ctx context.Context) *failoverNet {
 	}
 	home := t.TempDir()
 	base := testutil.FreePorts(t, 20)
-	sup := start(t, "localnet", nil, "localnet", "--validators", "1", "--home", home, "--base-port", strconv.Itoa(base), "--block-time", "300ms")
+	args := append([]string{"localnet", "--validators", "1", "--home", home, "--base-port", strconv.Itoa(base), "--block-time", "300ms"}, extra...)
+	sup := start(t, "localnet", nil, args...)
 	t.Cleanup(func() { sup.terminate(20 * time.Second) })
 	sup.waitOutput(t, "launched (height", 3*time.Minute)
 	e, err := devnet.ReadEndpoints(home)

@@ -119,6 +119,11 @@ func decodeCheckpoint(b []byte) (checkpointState, error) {
 type dueCheckpoint struct {
 	height int64
 	state  checkpointState
+	// key and epoch: the k_c it is sealed under. rekey (a key rotation)
+	// makes it carry that key as the new one.
+	key   []byte
+	epoch uint64
+	rekey *chainpb.ContractRekey
 }
 
 // noteCheckpoint records the instance's state after block height as due.
@@ -126,7 +131,7 @@ type dueCheckpoint struct {
 // catching up sends one checkpoint per batch, not one per boundary it
 // crosses (older ones would be superseded before they land).
 func (r *Runtime) noteCheckpoint(run *running, c *contractState, height int64) {
-	run.due = &dueCheckpoint{height: height, state: checkpointState{Inputs: c.Inputs, Sent: c.Sent, Pairs: run.store.Pairs()}}
+	run.due = &dueCheckpoint{height: height, state: checkpointState{Inputs: c.Inputs, Sent: c.Sent, Pairs: run.store.Pairs()}, key: c.Key, epoch: c.KeyEpoch}
 }
 
 // flushCheckpoints seals and sends the checkpoints noted in this batch.
@@ -137,7 +142,7 @@ func (r *Runtime) flushCheckpoints() error {
 		}
 		d := run.due
 		run.due = nil
-		if c := r.st.Contracts[k]; c != nil && c.Key != nil && c.Mine {
+		if c := r.st.Contracts[k]; c != nil && d.key != nil && c.Mine {
 			if err := r.sendCheckpoint(run.id, c, d); err != nil {
 				return err
 			}
@@ -151,7 +156,7 @@ func (r *Runtime) flushCheckpoints() error {
 func (r *Runtime) sendCheckpoint(id crypto.ContractID, c *contractState, d *dueCheckpoint) error {
 	height, root := d.height, vm.NewMemStoreFrom(d.state.Pairs).Root()
 	plain := encodeCheckpoint(d.state)
-	sealed, err := crypto.SealCheckpoint(c.Key, crypto.CheckpointAD(r.chainID, id, height, d.state.Inputs, root[:]), plain)
+	sealed, err := crypto.SealCheckpoint(d.key, crypto.CheckpointAD(r.chainID, id, height, d.state.Inputs, root[:]), plain)
 	if err != nil {
 		return err
 	}
@@ -162,10 +167,14 @@ func (r *Runtime) sendCheckpoint(id crypto.ContractID, c *contractState, d *dueC
 	chunks := uint32((len(sealed) + inbox.ChunkBytes - 1) / inbox.ChunkBytes)
 	for i := range chunks {
 		data := sealed[int(i)*inbox.ChunkBytes : min(len(sealed), int(i+1)*inbox.ChunkBytes)]
-		if err := r.send(&chainpb.WorkerMessage{Kind: &chainpb.WorkerMessage_ContractCheckpoint{ContractCheckpoint: &chainpb.ContractCheckpoint{
+		cp := &chainpb.ContractCheckpoint{
 			Contract: id.Bytes(), Height: height, Inputs: d.state.Inputs, StateRoot: root[:],
-			Index: i, Chunks: chunks, Size: uint64(len(sealed)), Data: data,
-		}}}); err != nil {
+			Index: i, Chunks: chunks, Size: uint64(len(sealed)), Data: data, KeyEpoch: d.epoch,
+		}
+		if i == 0 {
+			cp.Rekey = d.rekey
+		}
+		if err := r.send(&chainpb.WorkerMessage{Kind: &chainpb.WorkerMessage_ContractCheckpoint{ContractCheckpoint: cp}}); err != nil {
 			return err
 		}
 	}

@@ -80,6 +80,26 @@ type contractState struct {
 	// its key does not match, its initialiser failed); commands then
 	// fail with this reason.
 	Broken string `json:"broken,omitempty"`
+	// KeyEpoch and Rekeying mirror the chain's key_epoch and whether a
+	// key rotation holds the instance's inputs (inbox.Receiver).
+	KeyEpoch uint64 `json:"key_epoch,omitempty"`
+	Rekeying bool   `json:"rekeying,omitempty"`
+	// RekeyEpoch: this miner is to rotate the key to this epoch at the
+	// end of the block (0: not). NextKey is the new k_c it sent, until
+	// the rotation ends.
+	RekeyEpoch uint64 `json:"rekey_epoch,omitempty"`
+	NextKey    []byte `json:"next_key,omitempty"`
+	// Outgoing are the instance's messages the chain has not accepted yet
+	// (sequence from Accepted on): a message refused because of its
+	// receiver's key rotation is sealed again and resent.
+	Outgoing []outgoing `json:"outgoing,omitempty"`
+}
+
+// outgoing is a message an instance sent, kept until the chain accepts it.
+type outgoing struct {
+	Seq     uint64 `json:"seq"`
+	To      []byte `json:"to"`
+	Payload []byte `json:"payload"`
 }
 
 // recovery is a miner's progress in taking an instance over (see
@@ -518,6 +538,8 @@ func (r *Runtime) dropInstance(k string, c *contractState) {
 	}
 	delete(r.running, k)
 	clear(c.Key)
+	clear(c.NextKey)
+	c.NextKey, c.Outgoing, c.RekeyEpoch = nil, nil, 0
 	c.Mine, c.Live, c.Recovery, c.Key, c.State = false, false, nil, nil, nil
 	c.Inputs, c.Sent, c.LastInput, c.Broken = 0, 0, 0, ""
 }
@@ -636,6 +658,12 @@ func (r *Runtime) endBlock(height int64) error {
 	}
 	for k, run := range r.running {
 		c := r.st.Contracts[k]
+		if c != nil && c.RekeyEpoch != 0 {
+			if err := r.noteRekey(run, c, height); err != nil {
+				return err
+			}
+			continue
+		}
 		if c == nil || !c.Mine || !c.Live || c.Key == nil || c.Interval == 0 || height%int64(c.Interval) != 0 || c.LastInput <= height-int64(c.Interval) {
 			continue
 		}
@@ -670,19 +698,36 @@ func (r *Runtime) sendMessages(from crypto.ContractID, c *contractState, msgs []
 		if err != nil {
 			return err // checkSend passed it
 		}
-		env, err := crypto.Seal(r.st.Contracts[hexKey(to[:])].PublicKey, crypto.MessageInfo(r.chainID, from, to), m.Payload)
-		if err != nil {
-			return err
-		}
 		seq := c.Sent
 		c.Sent++
-		if err := r.send(&chainpb.WorkerMessage{Kind: &chainpb.WorkerMessage_ContractMessage{ContractMessage: &chainpb.ContractMessage{
-			From: from.Bytes(), To: to.Bytes(), Envelope: env, GasLimit: MessageGas, Sequence: seq,
-		}}}); err != nil {
+		if seq < c.Accepted {
+			continue // a replay's: the chain has it
+		}
+		o := outgoing{Seq: seq, To: to.Bytes(), Payload: m.Payload}
+		c.Outgoing = append(c.Outgoing, o)
+		if err := r.sendOutgoing(from, o); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// sendOutgoing seals a message to its receiver's current key and sends it
+// as this worker's signed message. While the receiver's key rotates it
+// waits (resendOutgoing sends it after).
+func (r *Runtime) sendOutgoing(from crypto.ContractID, o outgoing) error {
+	rc := r.st.Contracts[hexKey(o.To)]
+	if rc == nil || rc.Rekeying {
+		return nil
+	}
+	to, _ := crypto.ContractIDFromBytes(o.To)
+	env, err := crypto.Seal(rc.PublicKey, crypto.MessageInfo(r.chainID, from, to), o.Payload)
+	if err != nil {
+		return err
+	}
+	return r.send(&chainpb.WorkerMessage{Kind: &chainpb.WorkerMessage_ContractMessage{ContractMessage: &chainpb.ContractMessage{
+		From: from.Bytes(), To: o.To, Envelope: env, GasLimit: MessageGas, Sequence: o.Seq, KeyEpoch: rc.KeyEpoch,
+	}}})
 }
 
 // onContractMessage applies the chain's rule (inbox.AcceptMessage) to a
@@ -695,10 +740,25 @@ func (r *Runtime) onContractMessage(ev *chainpb.WorkerEvent, worker []byte, m *c
 	if from != nil {
 		s = &inbox.Sender{Miners: from.Miners, Sent: from.Accepted}
 	}
-	if inbox.AcceptMessage(s, to != nil, to != nil && to.PublicKey != nil, worker, m) != "" {
+	var rcv *inbox.Receiver
+	if to != nil {
+		rcv = &inbox.Receiver{Keyed: to.PublicKey != nil, Epoch: to.KeyEpoch, Rekeying: to.Rekeying}
+	}
+	switch inbox.AcceptMessage(s, rcv, worker, m) {
+	case "":
+	case inbox.NoteStaleKey:
+		if r.isMe(worker) {
+			// Sealed before the receiver's key rotated: seal it again.
+			return r.resendOutgoing(hexKey(m.From), from)
+		}
+		return nil
+	default:
 		return nil
 	}
 	from.Accepted++
+	for len(from.Outgoing) > 0 && from.Outgoing[0].Seq < from.Accepted {
+		from.Outgoing = from.Outgoing[1:]
+	}
 	if !to.Mine || !to.Live {
 		return nil
 	}

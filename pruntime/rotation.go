@@ -3,6 +3,7 @@ package pruntime
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -145,6 +146,12 @@ func (r *Runtime) onRotationMessage(sender []byte, wm *chainpb.WorkerMessage) er
 					continue
 				}
 				key, err := r.id.HPKE.Open(sk.Envelope, crypto.RotationKeyInfo(r.chainID, rt.Era, rt.Attempt, sk.Recipient))
+				if err == nil {
+					var rk *crypto.HPKEKey
+					if rk, err = crypto.RootHPKEKey(key); err == nil && !bytes.Equal(rk.PublicKey(), k.RootHpkeKey) {
+						err = errors.New("its encryption key differs from the one published")
+					}
+				}
 				if err != nil || !bytes.Equal(crypto.RootPublicKey(key), k.RootPublicKey) {
 					r.log.Warn("the new root key sealed to this gatekeeper does not open or match", "era", rt.Era, "err", err)
 					break
@@ -231,7 +238,11 @@ func (r *Runtime) onShare(rt *rotation, sender []byte, s *chainpb.RotationShare)
 // distribute: the incoming leader seals the new root key to every member
 // of the incoming set.
 func (r *Runtime) distribute(rt *rotation) error {
-	rk := &chainpb.RotationKeys{Era: rt.Era, Attempt: rt.Attempt, RootPublicKey: crypto.RootPublicKey(rt.NextRootKey)}
+	enc, err := crypto.RootHPKEKey(rt.NextRootKey)
+	if err != nil {
+		return err
+	}
+	rk := &chainpb.RotationKeys{Era: rt.Era, Attempt: rt.Attempt, RootPublicKey: crypto.RootPublicKey(rt.NextRootKey), RootHpkeKey: enc.PublicKey()}
 	for _, g := range rt.Incoming {
 		env, err := crypto.Seal(rt.IncomingHPKE[hexKey(g)], crypto.RotationKeyInfo(r.chainID, rt.Era, rt.Attempt, g), rt.NextRootKey)
 		if err != nil {
@@ -341,7 +352,7 @@ func (r *Runtime) onRotationReady(e *chainpb.RotationReady) error {
 			c.Wrapped = w
 		}
 	}
-	r.st.Gatekeepers = e.Gatekeepers
+	r.st.Gatekeepers, r.st.RootHPKE = e.Gatekeepers, e.RootHpkeKey
 	old := r.st.RootKey
 	switch {
 	case r.id != nil && slices.ContainsFunc(e.Gatekeepers, r.isMe):

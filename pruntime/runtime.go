@@ -93,6 +93,10 @@ type sealedState struct {
 	Contracts map[string]*contractState `json:"contracts,omitempty"`
 	// Rotation is the root key rotation in progress, as followed here.
 	Rotation *rotation `json:"rotation,omitempty"`
+	// RootHPKE is the current root key's encryption public key (from the
+	// launch or the last Rotation Ready): a miner seals a rotated
+	// contract key to it.
+	RootHPKE []byte `json:"root_hpke,omitempty"`
 	// BlockTime is the time of the last block whose events were applied.
 	BlockTime time.Time `json:"block_time"`
 }
@@ -621,7 +625,7 @@ func (r *Runtime) apply(ev *chainpb.WorkerEvent, t time.Time) error {
 	case *chainpb.WorkerEvent_GatekeepersElected:
 		return r.onElected(k.GatekeepersElected)
 	case *chainpb.WorkerEvent_Launched:
-		r.st.Gatekeepers = k.Launched.Gatekeepers
+		r.st.Gatekeepers, r.st.RootHPKE = k.Launched.Gatekeepers, k.Launched.RootHpkeKey
 		if r.st.Role == RoleGenesis {
 			r.retire("the network launched")
 		}
@@ -639,6 +643,10 @@ func (r *Runtime) apply(ev *chainpb.WorkerEvent, t time.Time) error {
 		return r.onCommand(ev, k.ContractCommand, t)
 	case *chainpb.WorkerEvent_ContractReassigned:
 		return r.onReassigned(k.ContractReassigned)
+	case *chainpb.WorkerEvent_ContractRekeyDue:
+		return r.onRekeyDue(k.ContractRekeyDue)
+	case *chainpb.WorkerEvent_ContractRekeyed:
+		return r.onRekeyed(k.ContractRekeyed)
 	case *chainpb.WorkerEvent_WorkerRegistered:
 		w := k.WorkerRegistered.Worker
 		r.onWorkerRegistered(w)
@@ -712,7 +720,11 @@ func (r *Runtime) onElected(e *chainpb.GatekeepersElected) error {
 	if r.st.Role != RoleGenesis || r.id == nil || !bytes.Equal(e.GenesisWorker, r.id.Public()) {
 		return nil
 	}
-	ho := &chainpb.RootKeyHandover{Round: e.Round, RootPublicKey: crypto.RootPublicKey(r.st.RootKey)}
+	rk, err := crypto.RootHPKEKey(r.st.RootKey)
+	if err != nil {
+		return err
+	}
+	ho := &chainpb.RootKeyHandover{Round: e.Round, RootPublicKey: crypto.RootPublicKey(r.st.RootKey), RootHpkeKey: rk.PublicKey()}
 	for _, g := range e.Gatekeepers {
 		env, err := crypto.Seal(g.HpkeKey, handoverInfo(r.chainID, e.Round, g.SigningKey), r.st.RootKey)
 		if err != nil {
@@ -747,8 +759,8 @@ func (r *Runtime) onMessage(m *chainpb.SignedMessage, wm *chainpb.WorkerMessage)
 			r.log.Warn("a root key handover for this worker does not open", "round", ho.Round, "err", err)
 			return nil
 		}
-		if !bytes.Equal(crypto.RootPublicKey(root), ho.RootPublicKey) {
-			r.log.Warn("the handed-over root key does not match its public key", "round", ho.Round)
+		if rk, err := crypto.RootHPKEKey(root); err != nil || !bytes.Equal(crypto.RootPublicKey(root), ho.RootPublicKey) || !bytes.Equal(rk.PublicKey(), ho.RootHpkeKey) {
+			r.log.Warn("the handed-over root key does not match its public keys", "round", ho.Round)
 			return nil
 		}
 		if r.st.RootKey == nil {

@@ -29,6 +29,8 @@ var (
 	ErrNotKeyed        = errs.Register(Codespace, 7, "contract has no key yet")
 	ErrGasLimit        = errs.Register(Codespace, 8, "gas limit out of range")
 	ErrNotDeployer     = errs.Register(Codespace, 9, "only the deployer may do this")
+	ErrRekeying        = errs.Register(Codespace, 10, "contract key is rotating")
+	ErrStaleKey        = errs.Register(Codespace, 11, "sealed to a retired contract key")
 )
 
 const (
@@ -61,16 +63,33 @@ type Params struct {
 	// checkpointed at block heights that are multiples of it, when inputs
 	// ran since its last checkpoint. 0 in a genesis means the default.
 	CheckpointInterval uint64 `json:"checkpoint_interval,omitempty"`
+	// KeyRotationBlocks: a contract's key is rotated by its miner once it
+	// is this many blocks old, and after a miner leaves the contract
+	// (docs/contracts.md, "Contract key rotation"). 0: never.
+	KeyRotationBlocks uint64 `json:"key_rotation_blocks,omitempty"`
 }
+
+// RekeyHoldBlocks is how long a contract key rotation may hold the
+// contract's inputs: its miner's checkpoint under the new key must land
+// within it, else the old key stays and inputs resume.
+const RekeyHoldBlocks = 10
+
+// rekeyBackoff is how long after a rotation that did not complete the
+// next may start.
+const rekeyBackoff = 10 * RekeyHoldBlocks
 
 // DefaultCheckpointInterval is 20 blocks: about 20 s at the devnet's pace.
 const DefaultCheckpointInterval = 20
 
+// DefaultKeyRotationBlocks is a day of blocks at one a second.
+const DefaultKeyRotationBlocks = 86_400
+
 // DefaultParams: 8 MiB of code, 10 PHA to deploy, 1 uPHA per million gas
 // (a 100 M gas command pays 100 uPHA on top of its fee), at most 1 G gas,
-// a checkpoint every 20 blocks.
+// a checkpoint every 20 blocks, contract keys rotated daily.
 func DefaultParams() Params {
-	return Params{MaxCodeBytes: 8 << 20, DeployFee: 10 * bank.UnitsPerPHA, GasPrice: 1, MaxGas: 1_000_000_000, CheckpointInterval: DefaultCheckpointInterval}
+	return Params{MaxCodeBytes: 8 << 20, DeployFee: 10 * bank.UnitsPerPHA, GasPrice: 1, MaxGas: 1_000_000_000,
+		CheckpointInterval: DefaultCheckpointInterval, KeyRotationBlocks: DefaultKeyRotationBlocks}
 }
 
 // interval is the checkpoint interval, the default for 0.
@@ -85,6 +104,9 @@ func (p Params) interval() uint64 {
 func (p Params) Validate() error {
 	if p.MaxCodeBytes < 1024 || p.MaxCodeBytes > 64<<20 || p.MaxGas == 0 || p.MaxGas > 1e12 || p.GasPrice > 1e9 || p.CheckpointInterval > 1e6 {
 		return fmt.Errorf("contracts params: max_code_bytes 1 KiB..64 MiB, max_gas 1..1e12, gas_price_per_million at most 1e9, checkpoint_interval at most 1e6; got %+v", p)
+	}
+	if p.KeyRotationBlocks != 0 && (p.KeyRotationBlocks < 2*RekeyHoldBlocks || p.KeyRotationBlocks > 1e8) {
+		return fmt.Errorf("contracts key_rotation_blocks must be 0 (never) or %d to 1e8, got %d", 2*RekeyHoldBlocks, p.KeyRotationBlocks)
 	}
 	return nil
 }

@@ -85,7 +85,11 @@ func checkChunk(c *chainpb.Contract, cp *chainpb.ContractCheckpoint, height int6
 // acknowledged, one with another root is recorded as a discrepancy
 // against its miner, an older one is ignored. Chunks from a worker that is
 // not a miner of the instance are ignored (note says why).
-func HandleCheckpoint(kv store.KV, log *mq.Log, worker []byte, cp *chainpb.ContractCheckpoint) (note string, err error) {
+//
+// A checkpoint whose first chunk carries a ContractRekey is a contract key
+// rotation (see rekey.go): sealed under the new key, it takes effect with
+// the key when its last chunk arrives, or not at all.
+func HandleCheckpoint(kv store.KV, log *mq.Log, worker []byte, cp *chainpb.ContractCheckpoint, h Hooks) (note string, err error) {
 	c, err := Get(kv, cp.Contract)
 	if errors.Is(err, ErrUnknownContract) {
 		return "checkpoint of an unknown contract", nil
@@ -109,9 +113,13 @@ func HandleCheckpoint(kv store.KV, log *mq.Log, worker []byte, cp *chainpb.Contr
 		if err := dropPending(kv, c.Id, worker); err != nil {
 			return "", err
 		}
-		p = &chainpb.Checkpoint{Height: cp.Height, Inputs: cp.Inputs, StateRoot: cp.StateRoot, Chunks: cp.Chunks, Size: cp.Size, Miner: worker}
+		if n := checkEpoch(c, cp); n != "" {
+			return n, nil
+		}
+		p = &chainpb.Checkpoint{Height: cp.Height, Inputs: cp.Inputs, StateRoot: cp.StateRoot, Chunks: cp.Chunks, Size: cp.Size, Miner: worker,
+			KeyEpoch: cp.KeyEpoch, Rekey: cp.Rekey}
 	} else if p == nil || p.Height != cp.Height || p.Inputs != cp.Inputs || !bytes.Equal(p.StateRoot, cp.StateRoot) ||
-		p.Chunks != cp.Chunks || p.Size != cp.Size || p.Received != cp.Index {
+		p.Chunks != cp.Chunks || p.Size != cp.Size || p.Received != cp.Index || p.KeyEpoch != cp.KeyEpoch || cp.Rekey != nil {
 		return "checkpoint chunk out of order or of another checkpoint", nil
 	}
 	if err := kv.Set(pendingChunkKey(c.Id, worker, cp.Index), cp.Data); err != nil {
@@ -121,11 +129,23 @@ func HandleCheckpoint(kv store.KV, log *mq.Log, worker []byte, cp *chainpb.Contr
 	if p.Received < p.Chunks {
 		return "", setProto(kv, pendingKey(c.Id, worker), p)
 	}
-	return complete(kv, log, c, p)
+	return complete(kv, log, c, p, h)
+}
+
+// checkEpoch checks a checkpoint's first chunk names the key it may be
+// sealed under: the current one, or for a key rotation the next.
+func checkEpoch(c *chainpb.Contract, cp *chainpb.ContractCheckpoint) string {
+	if cp.Rekey == nil {
+		if cp.KeyEpoch != c.KeyEpoch {
+			return "checkpoint not sealed under the contract's current key"
+		}
+		return ""
+	}
+	return checkRekey(c, cp.Rekey, cp.KeyEpoch)
 }
 
 // complete handles a miner's checkpoint whose chunks have all arrived.
-func complete(kv store.KV, log *mq.Log, c *chainpb.Contract, p *chainpb.Checkpoint) (note string, err error) {
+func complete(kv store.KV, log *mq.Log, c *chainpb.Contract, p *chainpb.Checkpoint, h Hooks) (note string, err error) {
 	id, worker := c.Id, p.Miner
 	chunks := make([][]byte, p.Chunks)
 	var size uint64
@@ -143,8 +163,23 @@ func complete(kv store.KV, log *mq.Log, c *chainpb.Contract, p *chainpb.Checkpoi
 	if size != p.Size {
 		return "checkpoint chunks do not add up to its size", nil
 	}
+	if p.KeyEpoch != c.KeyEpoch && p.Rekey == nil {
+		return "checkpoint not sealed under the contract's current key", nil
+	}
 	st := c.Checkpoint
+	rekey := p.Rekey
+	if rekey != nil {
+		if note, err := rekeyReady(c, p, h); note != "" || err != nil {
+			return note, err
+		}
+		p.Rekey = nil
+	}
 	switch {
+	case rekey != nil && st != nil && p.Height == st.Height && !bytes.Equal(p.StateRoot, st.StateRoot):
+		return recordDiscrepancy(kv, log, c, p)
+	case rekey != nil:
+		// Stored below in place of the one under the old key, even at the
+		// same height.
 	case st != nil && p.Height == st.Height && bytes.Equal(p.StateRoot, st.StateRoot) && p.Inputs == st.Inputs:
 		if !bytes.Equal(st.Miner, worker) && !inbox.IsMiner(st.Acks, worker) {
 			st.Acks = append(st.Acks, worker)
@@ -177,6 +212,9 @@ func complete(kv store.KV, log *mq.Log, c *chainpb.Contract, p *chainpb.Checkpoi
 	c.InboxStart = max(c.InboxStart, p.Inputs)
 	p.Received, p.StoredHeight = 0, log.Height()
 	c.Checkpoint = p
+	if rekey != nil {
+		return "", rekeyed(kv, log, c, rekey)
+	}
 	return "", put(kv, c)
 }
 

@@ -77,6 +77,16 @@ func reassign(kv store.KV, log *mq.Log, c *chainpb.Contract, miners [][]byte, re
 			}
 		}
 	}
+	if c.Rekey != nil {
+		// The new key would be sealed to the old miners only.
+		if err := callOff(log, c, "the contract's miners changed"); err != nil {
+			return err
+		}
+	}
+	if len(removed) > 0 && c.PublicKey != nil {
+		// A miner that left holds k_c: rotate it away (rekeyDue).
+		c.KeySince = 0
+	}
 	var awaiting [][]byte
 	for _, w := range c.AwaitingKey {
 		if inbox.IsMiner(miners, w) {
@@ -100,8 +110,18 @@ func reassign(kv store.KV, log *mq.Log, c *chainpb.Contract, miners [][]byte, re
 // on a tie. An instance with no eligible worker waits without a miner:
 // its inputs queue in the inbox. It reads every instance once per block,
 // and asks Hooks about each worker at most once.
+//
+// It then runs the contract key rotations (endRekeys).
 func EndBlock(kv store.KV, log *mq.Log, h Hooks) error {
 	all, err := List(kv)
+	if err != nil {
+		return err
+	}
+	p, err := LoadParams(kv)
+	if err != nil {
+		return err
+	}
+	rotating, err := h.Rotating()
 	if err != nil {
 		return err
 	}
@@ -131,6 +151,13 @@ func EndBlock(kv store.KV, log *mq.Log, h Hooks) error {
 			}
 		}
 		if len(keep) > 0 && len(keep) == len(c.Miners) {
+			if changed, err := endRekeys(log, c, p, rotating); err != nil {
+				return err
+			} else if changed {
+				if err := put(kv, c); err != nil {
+					return err
+				}
+			}
 			continue
 		}
 		if len(keep) == 0 {

@@ -281,6 +281,12 @@ func Command(kv store.KV, log *mq.Log, sender crypto.Address, nonce uint64, m *c
 	if c.PublicKey == nil {
 		return ErrNotKeyed.Wrapf("contract %s was deployed at block %d and the gatekeepers have not published its key yet; retry in a few blocks", idString(c.Id), c.DeployedHeight)
 	}
+	if c.Rekey != nil {
+		return ErrRekeying.Wrapf("contract %s is rotating its key (until block %d at the latest); seal the command to its new public key and send it again then", idString(c.Id), c.Rekey.Deadline)
+	}
+	if m.KeyEpoch != c.KeyEpoch {
+		return ErrStaleKey.Wrapf("the command is sealed to key epoch %d; contract %s has used epoch %d since block %d: read its public key again and seal the command to it", m.KeyEpoch, idString(c.Id), c.KeyEpoch, c.KeySince)
+	}
 	if m.GasLimit > p.MaxGas {
 		return ErrGasLimit.Wrapf("gas limit %d is over the chain's %d", m.GasLimit, p.MaxGas)
 	}
@@ -351,7 +357,7 @@ func HandleKey(kv store.KV, log *mq.Log, sender []byte, k *chainpb.ContractKey, 
 	}
 	c.AwaitingKey = still
 	if initial {
-		c.PublicKey, c.WrappedKey, c.KeyedBy, c.KeyedHeight = k.PublicKey, k.WrappedKey, sender, log.Height()
+		c.PublicKey, c.WrappedKey, c.KeyedBy, c.KeyedHeight, c.KeySince = k.PublicKey, k.WrappedKey, sender, log.Height(), log.Height()
 	}
 	ev := &chainpb.ContractKeyed{Contract: c.Id, PublicKey: c.PublicKey, Keys: keys, Gatekeeper: sender, Initial: initial}
 	if initial {
@@ -386,7 +392,11 @@ func HandleMessage(kv store.KV, log *mq.Log, worker []byte, m *chainpb.ContractM
 	if from != nil {
 		s = &inbox.Sender{Miners: from.Miners, Sent: from.MessagesSent}
 	}
-	if note := inbox.AcceptMessage(s, to != nil, to != nil && to.PublicKey != nil, worker, m); note != "" {
+	var rcv *inbox.Receiver
+	if to != nil {
+		rcv = &inbox.Receiver{Keyed: to.PublicKey != nil, Epoch: to.KeyEpoch, Rekeying: to.Rekey != nil}
+	}
+	if note := inbox.AcceptMessage(s, rcv, worker, m); note != "" {
 		return note, nil
 	}
 	if bytes.Equal(from.Id, to.Id) {

@@ -68,15 +68,22 @@ type Genesis struct {
 
 // Validate checks the genesis state.
 func (g Genesis) Validate() error {
-	p := g.Params
+	if err := g.Params.Validate(); err != nil {
+		return err
+	}
+	if len(g.RootPublicKey) != ed25519.PublicKeySize {
+		return fmt.Errorf("gatekeeper root_public_key must be %d bytes, got %d", ed25519.PublicKeySize, len(g.RootPublicKey))
+	}
+	return nil
+}
+
+// Validate checks the parameters.
+func (p Params) Validate() error {
 	if p.NGatekeepers < 1 || p.NGatekeepers > 100 || p.ElectionHeight < 1 || p.HandoverBlocks < 1 {
 		return fmt.Errorf("gatekeeper params: n_gatekeepers 1..100, election_height and handover_blocks positive; got %+v", p)
 	}
 	if p.EraBlocks < 0 || (p.EraBlocks > 0 && (p.RotationBlocks < 3 || p.RotationBlocks >= p.EraBlocks)) {
 		return fmt.Errorf("gatekeeper params: era_blocks 0 (no eras) or positive, and then rotation_blocks from 3 to era_blocks-1; got era_blocks %d, rotation_blocks %d", p.EraBlocks, p.RotationBlocks)
-	}
-	if len(g.RootPublicKey) != ed25519.PublicKeySize {
-		return fmt.Errorf("gatekeeper root_public_key must be %d bytes, got %d", ed25519.PublicKeySize, len(g.RootPublicKey))
 	}
 	return nil
 }

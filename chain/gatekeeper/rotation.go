@@ -330,10 +330,12 @@ func handleRotation(kv store.KV, log *mq.Log, sender []byte, wm *chainpb.WorkerM
 			return "rotation keys with a malformed root public key", nil
 		case rot.StateRootPublicKey != nil && !bytes.Equal(rot.StateRootPublicKey, k.RootPublicKey):
 			return "the new root key differs from the one the state was re-encrypted under", nil
+		case !validHPKEKey(k.RootHpkeKey):
+			return "rotation keys without a well-formed root encryption key", nil
 		case !sameRecipients(k.Keys, rot.Incoming) || slices.ContainsFunc(k.Keys, func(sk *chainpb.SealedKey) bool { return len(sk.Envelope) == 0 || len(sk.Envelope) > maxEnvelope }):
 			return "the new root key must be sealed to exactly the incoming gatekeepers", nil
 		}
-		rot.RootPublicKey, rot.KeysHeight = k.RootPublicKey, height
+		rot.RootPublicKey, rot.RootHpkeKey, rot.KeysHeight = k.RootPublicKey, k.RootHpkeKey, height
 	case *chainpb.WorkerMessage_RotationState:
 		if note, err := takeState(kv, rot, sender, m.RotationState, height, h); note != "" || err != nil {
 			return note, err
@@ -467,13 +469,13 @@ func ready(kv store.KV, log *mq.Log, es *chainpb.EraState, height int64, h Rotat
 	if err != nil {
 		return err
 	}
-	es.Era, es.Gatekeepers, es.RootPublicKey, es.Since = rot.Era, rot.Incoming, rot.RootPublicKey, height
+	es.Era, es.Gatekeepers, es.RootPublicKey, es.RootHpkeKey, es.Since = rot.Era, rot.Incoming, rot.RootPublicKey, rot.RootHpkeKey, height
 	es.Rotation = nil
 	es.Rotations++
 	if err := saveEra(kv, es); err != nil {
 		return err
 	}
 	return log.Append(&chainpb.WorkerEvent{Kind: &chainpb.WorkerEvent_RotationReady{RotationReady: &chainpb.RotationReady{
-		Era: es.Era, Gatekeepers: gks, RootPublicKey: es.RootPublicKey, Retired: retired, Awaiting: awaiting,
+		Era: es.Era, Gatekeepers: gks, RootPublicKey: es.RootPublicKey, RootHpkeKey: es.RootHpkeKey, Retired: retired, Awaiting: awaiting,
 	}}})
 }

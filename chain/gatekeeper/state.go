@@ -11,6 +11,7 @@ import (
 	"github.com/phala-go/phala/chain/mq"
 	"github.com/phala-go/phala/chain/staking"
 	"github.com/phala-go/phala/chain/store"
+	"github.com/phala-go/phala/crypto"
 	"github.com/phala-go/phala/proto/chainpb"
 )
 
@@ -39,6 +40,15 @@ func InitGenesis(kv store.KV, g Genesis, genesisWorker []byte) error {
 		return err
 	}
 	return save(kv, &chainpb.LaunchState{Phase: string(PhasePreLaunch), RootPublicKey: g.RootPublicKey, GenesisWorker: genesisWorker})
+}
+
+// SetParams validates and replaces the launch parameters (a param_change
+// referendum; the app keeps era_blocks as the genesis set it).
+func SetParams(kv store.KV, p Params) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	return store.SetJSON(kv, paramsKey, p)
 }
 
 // LoadParams reads the launch parameters.
@@ -212,8 +222,10 @@ func HandleMessage(kv store.KV, log *mq.Log, sender []byte, wm *chainpb.WorkerMe
 			return "handover names another root key", nil
 		case !sameRecipients(ho.Keys, st.Elected):
 			return "handover must seal the key to exactly the elected gatekeepers", nil
+		case !validHPKEKey(ho.RootHpkeKey):
+			return "handover without a well-formed root encryption key", nil
 		}
-		st.HandedOver = true
+		st.HandedOver, st.RootHpkeKey = true, ho.RootHpkeKey
 		return "", save(kv, st)
 	case *chainpb.WorkerMessage_Confirm:
 		c := m.Confirm
@@ -246,14 +258,14 @@ func launch(kv store.KV, log *mq.Log, st *chainpb.LaunchState, h Hooks) error {
 	if err := kv.Set(PhaseKey, []byte(PhaseLaunched)); err != nil {
 		return err
 	}
-	if err := saveEra(kv, &chainpb.EraState{Gatekeepers: st.Elected, RootPublicKey: st.RootPublicKey, Since: log.Height()}); err != nil {
+	if err := saveEra(kv, &chainpb.EraState{Gatekeepers: st.Elected, RootPublicKey: st.RootPublicKey, RootHpkeKey: st.RootHpkeKey, Since: log.Height()}); err != nil {
 		return err
 	}
 	gks := make([][]byte, len(st.Elected))
 	for i, g := range st.Elected {
 		gks[i] = g.SigningKey
 	}
-	if err := log.Append(&chainpb.WorkerEvent{Kind: &chainpb.WorkerEvent_Launched{Launched: &chainpb.Launched{Round: st.Round, Gatekeepers: gks, RootPublicKey: st.RootPublicKey}}}); err != nil {
+	if err := log.Append(&chainpb.WorkerEvent{Kind: &chainpb.WorkerEvent_Launched{Launched: &chainpb.Launched{Round: st.Round, Gatekeepers: gks, RootPublicKey: st.RootPublicKey, RootHpkeKey: st.RootHpkeKey}}}); err != nil {
 		return err
 	}
 	return h.Retire(st.GenesisWorker)
@@ -345,3 +357,17 @@ func Seated(r store.Reader, worker []byte) (bool, error) {
 	}
 	return hasGatekeeper(es.Gatekeepers, worker), nil
 }
+
+// validHPKEKey: a root encryption key the chain passes on must parse, so
+// miners never seal a contract key to garbage.
+func validHPKEKey(b []byte) bool {
+	if len(b) == 0 || len(b) > maxHPKEKeyBytes {
+		return false
+	}
+	_, err := crypto.ParseHPKEPublicKey(b)
+	return err == nil
+}
+
+// maxHPKEKeyBytes bounds an encoded HPKE public key (ML-KEM-768+X25519 is
+// 1,218 bytes).
+const maxHPKEKeyBytes = 4096

@@ -122,7 +122,7 @@ func (f *fixture) hooks() Hooks {
 			}
 			return nil
 		},
-		Execute: func(kv store.KV, a *chainpb.ProposalAction) error {
+		Execute: func(kv store.KV, _ uint64, a *chainpb.ProposalAction) error {
 			switch k := a.Kind.(type) {
 			case *chainpb.ProposalAction_ParamChange:
 				f.executed = append(f.executed, "params "+k.ParamChange.Module)

@@ -47,9 +47,9 @@ type Hooks struct {
 	// (a known module and valid parameters, a known platform, ...). Its
 	// error refuses the proposal.
 	Check func(a *chainpb.ProposalAction) error
-	// Execute applies a passed action to kv, a write cache that is dropped
-	// if it returns an error.
-	Execute func(kv store.KV, a *chainpb.ProposalAction) error
+	// Execute applies proposal id's passed action to kv, a write cache
+	// that is dropped if it returns an error.
+	Execute func(kv store.KV, id uint64, a *chainpb.ProposalAction) error
 	// Weight is an account's voting weight now, in uPHA: its free balance
 	// plus its own bonds.
 	Weight func(a crypto.Address) (uint64, error)
@@ -385,7 +385,7 @@ func EndBlock(kv store.KV, height int64, h Hooks) ([]Outcome, error) {
 		pr.Status = StatusRejected
 		if passed {
 			c := store.NewCache(kv)
-			if err := h.Execute(c, pr.Action); err != nil {
+			if err := h.Execute(c, pr.Id, pr.Action); err != nil {
 				pr.Status, pr.Error = StatusFailed, errorText(err)
 			} else if err := c.Write(kv); err != nil {
 				return nil, err

@@ -8,7 +8,6 @@ import (
 	"fmt"
 
 	"github.com/phala-go/phala/chain/errs"
-	"github.com/phala-go/phala/crypto"
 )
 
 // Codespace of the errors below.
@@ -27,13 +26,17 @@ var (
 	ErrAlreadyRegistered = errs.Register(Codespace, 10, "identity already registered")
 	ErrReportReused      = errs.Register(Codespace, 11, "attestation report already used")
 	ErrTEEStatus         = errs.Register(Codespace, 12, "TEE status is not OK")
-	ErrNotGovernance     = errs.Register(Codespace, 13, "signer is not the governance account")
-	ErrUnknownWorker     = errs.Register(Codespace, 14, "unknown worker")
-	ErrExpired           = errs.Register(Codespace, 15, "worker registration expired")
-	ErrRetired           = errs.Register(Codespace, 16, "worker retired")
-	ErrRenewal           = errs.Register(Codespace, 17, "invalid identity renewal")
-	ErrRenewed           = errs.Register(Codespace, 18, "worker identity renewed")
-	ErrSeated            = errs.Register(Codespace, 19, "worker holds a gatekeeper seat")
+	// ErrNotGovernance is retired: the allowlist changes by referendum
+	// (chain/governance), not by a privileged account. Kept registered so
+	// the code is never given another meaning.
+	ErrNotGovernance = errs.Register(Codespace, 13, "signer is not the governance account")
+	ErrUnknownWorker = errs.Register(Codespace, 14, "unknown worker")
+	ErrExpired       = errs.Register(Codespace, 15, "worker registration expired")
+	ErrRetired       = errs.Register(Codespace, 16, "worker retired")
+	ErrRenewal       = errs.Register(Codespace, 17, "invalid identity renewal")
+	ErrRenewed       = errs.Register(Codespace, 18, "worker identity renewed")
+	ErrSeated        = errs.Register(Codespace, 19, "worker holds a gatekeeper seat")
+	ErrFrozen        = errs.Register(Codespace, 20, "TEE platform frozen by referendum")
 )
 
 const (
@@ -43,13 +46,12 @@ const (
 	MaxEvidenceBytes = 64 << 10
 	// MaxMeasurementBytes bounds a measurement.
 	MaxMeasurementBytes = 64
+	// MaxPlatformBytes bounds a TEE platform name.
+	MaxPlatformBytes = 32
 )
 
 // Params are the registry's chain parameters.
 type Params struct {
-	// Governance may change the measurement allowlist (a privileged genesis
-	// account until on-chain governance exists).
-	Governance string `json:"governance"`
 	// AttestationServices are the ed25519 keys (hex) of the remote
 	// attestation services whose reports the "sim" platform trusts.
 	AttestationServices []string `json:"attestation_services"`
@@ -69,9 +71,6 @@ func DefaultParams() Params {
 
 // Validate checks the parameters.
 func (p Params) Validate() error {
-	if _, err := crypto.ParseAddress(p.Governance); err != nil {
-		return fmt.Errorf("registry governance %q: %w", p.Governance, err)
-	}
 	if _, err := p.ServiceKeys(); err != nil {
 		return err
 	}

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -23,6 +25,7 @@ import (
 var (
 	paramsKey      = []byte("registry/params")
 	genesisHashKey = []byte("registry/genesis_hash")
+	frozenKey      = []byte("registry/frozen")  // JSON []Frozen, by platform
 	workersKey     = []byte("registry/workers") // concatenated identity keys, in registration order
 )
 
@@ -39,7 +42,7 @@ func InitGenesis(kv store.KV, g Genesis, genesisHash []byte, genesisTime time.Ti
 	if err := g.Validate(); err != nil {
 		return err
 	}
-	if err := setParams(kv, g.Params); err != nil {
+	if err := SetParams(kv, g.Params); err != nil {
 		return err
 	}
 	if err := kv.Set(genesisHashKey, genesisHash); err != nil {
@@ -87,12 +90,14 @@ func checkKeys(signing, hpkeKey []byte) error {
 	return nil
 }
 
-func setParams(kv store.KV, p Params) error {
-	b, err := json.Marshal(p)
-	if err != nil {
+// SetParams validates and writes the parameters (at genesis, and when a
+// param_change referendum for module "registry" passes). They apply to
+// registrations from then on; a registration keeps the expiry it got.
+func SetParams(kv store.KV, p Params) error {
+	if err := p.Validate(); err != nil {
 		return err
 	}
-	return kv.Set(paramsKey, b)
+	return store.SetJSON(kv, paramsKey, p)
 }
 
 // LoadParams reads the registry's parameters.
@@ -249,37 +254,82 @@ func MeasurementAllowed(r store.Reader, platform string, m []byte) (bool, error)
 	return v != nil, err
 }
 
-// ValidateSetMeasurement checks a MsgSetMeasurement without state.
-func ValidateSetMeasurement(m *chainpb.MsgSetMeasurement) error {
-	if m.Platform == "" || len(m.Platform) > 32 {
-		return ErrMalformed.Wrapf("platform must be 1 to 32 bytes, got %q", m.Platform)
+// SetMeasurement adds a pRuntime build to the allowlist (allowed) or
+// removes it. A passed set_measurement referendum is its only caller: no
+// account may change the allowlist by itself.
+func SetMeasurement(kv store.KV, platform string, m []byte, allowed bool) error {
+	if platform == "" || len(platform) > MaxPlatformBytes {
+		return ErrMalformed.Wrapf("platform must be 1 to %d bytes, got %q", MaxPlatformBytes, platform)
 	}
-	if len(m.Measurement) == 0 || len(m.Measurement) > MaxMeasurementBytes {
-		return ErrMalformed.Wrapf("measurement must be 1 to %d bytes, got %d", MaxMeasurementBytes, len(m.Measurement))
+	if len(m) == 0 || len(m) > MaxMeasurementBytes {
+		return ErrMalformed.Wrapf("measurement must be 1 to %d bytes, got %d", MaxMeasurementBytes, len(m))
 	}
-	return nil
+	if allowed {
+		return kv.Set(measurementKey(platform, m), []byte{1})
+	}
+	return kv.Delete(measurementKey(platform, m))
 }
 
-// SetMeasurement changes the allowlist; only governance may.
-func SetMeasurement(kv store.KV, signer crypto.Address, m *chainpb.MsgSetMeasurement) error {
-	p, err := LoadParams(kv)
+// Frozen is a TEE platform whose registrations and renewals a referendum
+// stopped (a freeze_platform proposal, after a vulnerability is disclosed).
+type Frozen struct {
+	Platform string `json:"platform"`
+	// Proposal is the referendum that froze it.
+	Proposal uint64 `json:"proposal"`
+}
+
+// FrozenPlatforms lists the frozen platforms, by name.
+func FrozenPlatforms(r store.Reader) ([]Frozen, error) {
+	b, err := r.Get(frozenKey)
+	if err != nil || b == nil {
+		return nil, err
+	}
+	var fs []Frozen
+	if err := json.Unmarshal(b, &fs); err != nil {
+		return nil, fmt.Errorf("registry frozen platforms are corrupt: %w", err)
+	}
+	return fs, nil
+}
+
+// FrozenBy is the referendum that froze platform; ok is false if it is not
+// frozen.
+func FrozenBy(r store.Reader, platform string) (proposal uint64, ok bool, err error) {
+	fs, err := FrozenPlatforms(r)
+	for _, f := range fs {
+		if f.Platform == platform {
+			return f.Proposal, true, err
+		}
+	}
+	return 0, false, err
+}
+
+// SetFrozen freezes platform (recording the referendum that did) or
+// unfreezes it. Workers already registered on it keep acting until their
+// registration expires; none registers or renews on it while it is frozen.
+func SetFrozen(kv store.KV, platform string, frozen bool, proposal uint64) error {
+	if platform == "" || len(platform) > MaxPlatformBytes {
+		return ErrMalformed.Wrapf("platform must be 1 to %d bytes, got %q", MaxPlatformBytes, platform)
+	}
+	fs, err := FrozenPlatforms(kv)
 	if err != nil {
 		return err
 	}
-	if gov, _ := crypto.ParseAddress(p.Governance); gov != signer {
-		return ErrNotGovernance.Wrapf("%s may not change the measurement allowlist; %s may", signer, p.Governance)
+	fs = slices.DeleteFunc(fs, func(f Frozen) bool { return f.Platform == platform })
+	if frozen {
+		fs = append(fs, Frozen{Platform: platform, Proposal: proposal})
+		slices.SortFunc(fs, func(a, b Frozen) int { return strings.Compare(a.Platform, b.Platform) })
 	}
-	if m.Allowed {
-		return kv.Set(measurementKey(m.Platform, m.Measurement), []byte{1})
+	if len(fs) == 0 {
+		return kv.Delete(frozenKey)
 	}
-	return kv.Delete(measurementKey(m.Platform, m.Measurement))
+	return store.SetJSON(kv, frozenKey, fs)
 }
 
 // ValidateRegister checks a MsgRegisterWorker without state and returns the
 // decoded WorkerInfo.
 func ValidateRegister(m *chainpb.MsgRegisterWorker) (*chainpb.WorkerInfo, error) {
-	if m.Platform == "" || len(m.Platform) > 32 {
-		return nil, ErrMalformed.Wrapf("platform must be 1 to 32 bytes, got %q", m.Platform)
+	if m.Platform == "" || len(m.Platform) > MaxPlatformBytes {
+		return nil, ErrMalformed.Wrapf("platform must be 1 to %d bytes, got %q", MaxPlatformBytes, m.Platform)
 	}
 	if len(m.Evidence) == 0 || len(m.Evidence) > MaxEvidenceBytes {
 		return nil, ErrMalformed.Wrapf("evidence must be 1 to %d bytes, got %d", MaxEvidenceBytes, len(m.Evidence))
@@ -341,6 +391,13 @@ func Register(kv store.KV, log *mq.Log, verifiers Verifiers, signer crypto.Addre
 	if !bytes.Equal(gh, info.GenesisHash) {
 		return ErrWrongChain.Wrapf("pRuntime was initialised with genesis %X, this chain's is %X", info.GenesisHash, gh)
 	}
+	// A frozen platform's evidence is not even looked at: a disclosed
+	// vulnerability may let it be forged.
+	if id, frozen, err := FrozenBy(kv, m.Platform); err != nil {
+		return err
+	} else if frozen {
+		return ErrFrozen.Wrapf("registrations and renewals on %q are frozen by referendum %d; they resume when a referendum unfreezes it (`phala gov propose freeze-platform --platform %s --unfreeze`)", m.Platform, id, m.Platform)
+	}
 	p, err := LoadParams(kv)
 	if err != nil {
 		return err
@@ -359,7 +416,7 @@ func Register(kv store.KV, log *mq.Log, verifiers Verifiers, signer crypto.Addre
 		return err
 	}
 	if !ok {
-		return ErrMeasurement.Wrapf("%s build %X is not on the allowlist; governance must allow it first", m.Platform, att.Measurement)
+		return ErrMeasurement.Wrapf("%s build %X is not on the allowlist; a referendum must allow it first (`phala gov propose set-measurement --platform %s --measurement %X`)", m.Platform, att.Measurement, m.Platform, att.Measurement)
 	}
 	if w, err := Worker(kv, info.SigningKey); err != nil {
 		return err

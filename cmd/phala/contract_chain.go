@@ -474,7 +474,8 @@ func contractJSON(ct *chainpb.Contract) map[string]any {
 		"deployer": dep.String(), "miners": hexList(ct.Miners), "awaiting_key": hexList(ct.AwaitingKey), "deployed_height": ct.DeployedHeight,
 		"keyed": ct.PublicKey != nil, "keyed_by": hex.EncodeToString(ct.KeyedBy), "keyed_height": ct.KeyedHeight,
 		"public_key": hex.EncodeToString(ct.PublicKey), "commands": ct.Commands, "inputs": ct.Inputs, "inbox_start": ct.InboxStart,
-		"messages_sent": ct.MessagesSent, "checkpoint_interval": ct.CheckpointInterval, "checkpoint": cp, "discrepancies": ct.Discrepancies}
+		"messages_sent": ct.MessagesSent, "checkpoint_interval": ct.CheckpointInterval, "checkpoint": cp, "discrepancies": ct.Discrepancies,
+		"key_epoch": ct.KeyEpoch, "key_since": ct.KeySince, "key_rotating": ct.Rekey != nil}
 }
 
 func printContract(w io.Writer, ct *chainpb.Contract) {
@@ -486,6 +487,12 @@ func printContract(w io.Writer, ct *chainpb.Contract) {
 		fmt.Fprintf(w, "key:\tnot yet published by the gatekeepers\n")
 	} else {
 		fmt.Fprintf(w, "key:\tpublished by gatekeeper %s in block %d\n", shortHex(hex.EncodeToString(ct.KeyedBy)), ct.KeyedHeight)
+		if ct.KeyEpoch > 0 {
+			fmt.Fprintf(w, "  rotated:\t%d times by its miners, the current key since block %d\n", ct.KeyEpoch, ct.KeySince)
+		}
+		if r := ct.Rekey; r != nil {
+			fmt.Fprintf(w, "  rotating:\tto epoch %d by miner %s, commands held until block %d at the latest\n", r.Epoch, shortHex(hex.EncodeToString(r.Miner)), r.Deadline)
+		}
 	}
 	fmt.Fprintf(w, "commands:\t%d\ninputs:\t%d (kept on chain from input %d)\nmessages sent:\t%d\n", ct.Commands, ct.Inputs, ct.InboxStart, ct.MessagesSent)
 	if k := ct.Checkpoint; k == nil {

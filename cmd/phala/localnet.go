@@ -18,7 +18,9 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/spf13/cobra"
 
+	"github.com/phala-go/phala/chain"
 	"github.com/phala-go/phala/chain/bank"
+	"github.com/phala-go/phala/chain/monitor"
 	"github.com/phala-go/phala/client"
 	"github.com/phala-go/phala/devnet"
 	"github.com/phala-go/phala/node"
@@ -30,6 +32,12 @@ type localnetFlags struct {
 	blockTime  time.Duration
 	chainID    string
 	noWorkers  bool
+	// The gatekeepers and eras of a new network (docs/eras.md).
+	gatekeepers     int
+	seats           int
+	eraBlocks       int64
+	rotationBlocks  int64
+	heartbeatBlocks int64
 }
 
 func (f *localnetFlags) register(cmd *cobra.Command) {
@@ -38,6 +46,76 @@ func (f *localnetFlags) register(cmd *cobra.Command) {
 	cmd.Flags().DurationVar(&f.blockTime, "block-time", time.Second, "pause between blocks")
 	cmd.Flags().StringVar(&f.chainID, "chain-id", "phala-localnet", "chain id of a new network")
 	cmd.Flags().BoolVar(&f.noWorkers, "no-workers", false, "a new network runs validators only: no attestation service, workers or launch")
+	cmd.Flags().IntVar(&f.gatekeepers, "gatekeepers", 3, "gatekeeper candidates of a new network (workers gatekeeper1…N, each bonding 10,000 PHA)")
+	cmd.Flags().IntVar(&f.seats, "seats", 0, "gatekeepers a new network elects, at the launch and each era, at most --gatekeepers (0: 3, or --gatekeepers if fewer)")
+	cmd.Flags().Int64Var(&f.eraBlocks, "era-blocks", 0, "era length of a new network, in blocks: each era's last block judges responsiveness, pays rewards, re-elects the gatekeepers and rotates the root key (0: no eras)")
+	cmd.Flags().Int64Var(&f.rotationBlocks, "rotation-blocks", 0, "blocks a root key rotation attempt of a new network has before it expires and the stalled are slashed (0: a third of --era-blocks, at least 3)")
+	cmd.Flags().Int64Var(&f.heartbeatBlocks, "heartbeat-blocks", 0, "heartbeat interval of a new network's pRuntimes, in blocks (0: the chain's default, 10, or a quarter of --era-blocks if that is less)")
+}
+
+// workers are a new network's workers: devnet.DefaultWorkers with
+// --gatekeepers candidates in place of its three.
+func (f localnetFlags) workers() []devnet.WorkerSpec {
+	var out, rest []devnet.WorkerSpec
+	for _, w := range devnet.DefaultWorkers() {
+		switch w.Role {
+		case "genesis":
+			out = append(out, w)
+		case "gatekeeper":
+		default:
+			rest = append(rest, w)
+		}
+	}
+	for i := range f.gatekeepers {
+		out = append(out, devnet.WorkerSpec{Name: fmt.Sprintf("gatekeeper%d", i+1), Role: "gatekeeper"})
+	}
+	return append(out, rest...)
+}
+
+// layout applies the gatekeeper and era flags to l, checking them first.
+// With their defaults l keeps devnet.DefaultLaunch and the default genesis.
+func (f localnetFlags) layout(l *devnet.Layout) error {
+	if f.gatekeepers < 1 {
+		return fmt.Errorf("--gatekeepers must be at least 1, got %d", f.gatekeepers)
+	}
+	p := devnet.DefaultLaunch()
+	if f.seats != 0 {
+		p.NGatekeepers = f.seats
+	}
+	p.NGatekeepers = min(p.NGatekeepers, f.gatekeepers)
+	if f.seats < 0 || f.seats > f.gatekeepers {
+		return fmt.Errorf("--seats must be from 1 to --gatekeepers (%d), got %d: the launch waits for as many candidates as seats", f.gatekeepers, f.seats)
+	}
+	if f.eraBlocks < 0 || f.rotationBlocks < 0 || f.heartbeatBlocks < 0 {
+		return errors.New("--era-blocks, --rotation-blocks and --heartbeat-blocks must not be negative")
+	}
+	rotation, heartbeat := f.rotationBlocks, f.heartbeatBlocks
+	if f.eraBlocks == 0 && rotation > 0 {
+		return errors.New("--rotation-blocks needs --era-blocks: without eras the root key never rotates")
+	}
+	if f.eraBlocks > 0 {
+		if f.eraBlocks < 4 {
+			return fmt.Errorf("--era-blocks must be at least 4 (a rotation attempt needs 3 blocks), got %d", f.eraBlocks)
+		}
+		if rotation == 0 {
+			rotation = max(f.eraBlocks/3, 3)
+		}
+		if rotation < 3 || rotation >= f.eraBlocks {
+			return fmt.Errorf("--rotation-blocks must be from 3 to --era-blocks - 1 (%d), got %d", f.eraBlocks-1, rotation)
+		}
+		if heartbeat == 0 {
+			heartbeat = min(monitor.DefaultParams().HeartbeatBlocks, f.eraBlocks/4)
+		}
+		if 4*heartbeat > f.eraBlocks {
+			return fmt.Errorf("--heartbeat-blocks must fit at least 4 times in an era: at most %d with --era-blocks %d, got %d", f.eraBlocks/4, f.eraBlocks, heartbeat)
+		}
+	}
+	p.EraBlocks, p.RotationBlocks = f.eraBlocks, rotation
+	l.Workers, l.Launch = f.workers(), p
+	if heartbeat > 0 {
+		l.TuneGenesis = func(g *chain.Genesis) { g.Monitor = &monitor.Params{HeartbeatBlocks: heartbeat} }
+	}
+	return nil
 }
 
 // localnetHome defaults --home to ~/.phala/localnet so a localnet never
@@ -66,7 +144,9 @@ func initLocalnet(home string, f localnetFlags) (devnet.Endpoints, bool, error) 
 	}
 	l := devnet.Layout{ChainID: f.chainID, Validators: f.validators, BasePort: f.basePort, BlockTime: f.blockTime}
 	if !f.noWorkers {
-		l.Workers = devnet.DefaultWorkers()
+		if err := f.layout(&l); err != nil {
+			return devnet.Endpoints{}, false, err
+		}
 	}
 	e, err := devnet.Init(home, l)
 	if err != nil || f.noWorkers {
@@ -122,7 +202,7 @@ func localnetCmd(g *globals) *cobra.Command {
 		Long: `Run N validators, each a separate ` + "`phala node`" + ` process on 127.0.0.1, and the
 workers, each a ` + "`phala pruntime`" + ` process with a ` + "`phala host`" + ` process beside it, plus
 the attestation service (` + "`phala attestd`" + `): the genesis node, three gatekeeper
-candidates and two miners, which launch the network by themselves.
+candidates (--gatekeepers) and two miners, which launch the network by themselves.
 
 The network is created on first start (see ` + "`phala localnet init`" + `). Each process
 logs to a file next to its data (HOME/nodeI/node.log, HOME/workers/NAME/pruntime.log
@@ -135,7 +215,19 @@ To hold a process down (runit's convention), create a .down file beside its log,
 e.g. HOME/workers/miner1/pruntime.down or HOME/workers/miner1/host.down: while it
 exists, the process is not restarted when it exits (stop it yourself, e.g. kill
 the pid in its .pid file) and is not started when the localnet starts. Remove
-the file and the process is started again within about a second.`,
+the file and the process is started again within about a second.
+
+Gatekeepers and eras (docs/eras.md) are set when a network is created and kept
+for its life. --gatekeepers N runs N gatekeeper candidates (gatekeeper1…N), of
+which --seats are elected (default 3 of 3; a fourth candidate lets an election
+or an expired rotation replace a gatekeeper). --era-blocks N cuts the chain into
+eras of N blocks: the last block of each judges responsiveness (heartbeats every
+--heartbeat-blocks), pays the era's rewards, re-elects the gatekeepers and starts
+a root key rotation with --rotation-blocks per attempt. Without --era-blocks the
+launch's gatekeepers and root key stay. For example, eras of 40 blocks (about
+12 s) with a spare candidate:
+
+  phala localnet --validators 1 --block-time 300ms --gatekeepers 4 --era-blocks 40`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			home := localnetHome(cmd, g)

@@ -71,14 +71,32 @@ type Sender struct {
 	Sent uint64
 }
 
+// Receiver is what the rule needs of a message's receiving instance.
+type Receiver struct {
+	Keyed bool
+	// Epoch is its key's (Contract.key_epoch); Rekeying: a key rotation
+	// holds its inputs.
+	Epoch    uint64
+	Rekeying bool
+}
+
+// Notes of a message refused because of the receiver's key: not accepted,
+// its sequence still open, so the sending contract's miners seal it again
+// to the receiver's current key and resend it (pRuntime does).
+const (
+	NoteRekeying = "message to a contract whose key is rotating; the sending contract's miners send it again after"
+	NoteStaleKey = "message sealed to the receiver's retired key; the sending contract's miners seal it again to the new key"
+)
+
 // AcceptMessage decides whether a contract-to-contract message, relayed as
 // worker's signed message, is accepted as an input of its receiver: from
 // a miner of the sending instance, the sender's next sequence (a copy a
 // second miner or a re-execution produced is dropped), to a keyed
-// instance, in a well-formed envelope. from is nil for an unknown sender,
-// toKeyed false for an unknown or unkeyed receiver. The empty note means
-// accepted; otherwise it says why not.
-func AcceptMessage(from *Sender, toKnown, toKeyed bool, worker []byte, m *chainpb.ContractMessage) (note string) {
+// instance whose inputs are not held, sealed to its current key, in a
+// well-formed envelope. from is nil for an unknown sender, to for an
+// unknown receiver. The empty note means accepted; otherwise it says why
+// not.
+func AcceptMessage(from *Sender, to *Receiver, worker []byte, m *chainpb.ContractMessage) (note string) {
 	switch {
 	case from == nil:
 		return "message from an unknown contract"
@@ -88,12 +106,16 @@ func AcceptMessage(from *Sender, toKnown, toKeyed bool, worker []byte, m *chainp
 		return "duplicate message: this sequence of the sending contract was already accepted"
 	case m.Sequence > from.Sent:
 		return "message sequence skips ahead of the sending contract's next"
-	case !toKnown:
+	case to == nil:
 		return "message to an unknown contract"
-	case !toKeyed:
+	case !to.Keyed:
 		return "message to a contract without a key"
 	case !ValidEnvelope(m.Envelope):
 		return "message with a malformed envelope"
+	case to.Rekeying:
+		return NoteRekeying
+	case m.KeyEpoch != to.Epoch:
+		return NoteStaleKey
 	}
 	return ""
 }
