@@ -367,6 +367,9 @@ func runRecovery(ctx context.Context, c RecoveryConfig, code []byte, holders []c
 		devnet.Config{Home: home, Logger: logger, TuneGenesis: func(g *chain.Genesis) {
 			p := contracts.DefaultParams()
 			p.CheckpointInterval = c.Interval
+			// Recovery alone is measured: no contract key rotation (which
+			// the reassignment would make due) holds the commands.
+			p.KeyRotationBlocks = 0
 			g.Contracts = &p
 		}})
 	if err != nil {
@@ -427,7 +430,7 @@ func (b *recoveryBench) buildCommands(ctx context.Context, count int, msg func(j
 				env, err := client.SealCommand(b.chainID, ct, u.addr, n, msg(i*k+s))
 				if err == nil {
 					run[i], err = b.cl.Build(ctx, u.key, &chainpb.TxBody{Msg: &chainpb.TxBody_ContractCommand{ContractCommand: &chainpb.MsgContractCommand{
-						Contract: b.token.Bytes(), Envelope: env, GasLimit: client.DefaultGas,
+						Contract: b.token.Bytes(), Envelope: env, GasLimit: client.DefaultGas, KeyEpoch: ct.KeyEpoch,
 					}}}, client.SendOptions{Nonce: &n})
 				}
 				if err != nil {

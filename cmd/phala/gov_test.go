@@ -9,8 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,10 +17,7 @@ import (
 	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
-	cmtbytes "github.com/cometbft/cometbft/libs/bytes"
-	"github.com/cometbft/cometbft/p2p"
 	ctypes "github.com/cometbft/cometbft/rpc/core/types"
-	rpctypes "github.com/cometbft/cometbft/rpc/jsonrpc/types"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/phala-go/phala/chain"
@@ -49,46 +44,10 @@ type govChain struct {
 
 func (f *govChain) serve(t *testing.T) string {
 	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req rpctypes.RPCRequest
-		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		var res any
-		switch req.Method {
-		case "status":
-			res = &ctypes.ResultStatus{NodeInfo: p2p.DefaultNodeInfo{Network: "phala-gov-test"}}
-		case "abci_query":
-			var params struct {
-				Path string            `json:"path"`
-				Data cmtbytes.HexBytes `json:"data"`
-			}
-			json.Unmarshal(req.Params, &params)
-			res = &ctypes.ResultABCIQuery{Response: f.query(params.Path, params.Data)}
-		case "broadcast_tx_sync":
-			var params struct {
-				Tx []byte `json:"tx"`
-			}
-			json.Unmarshal(req.Params, &params)
-			f.broadcast = append(f.broadcast, params.Tx)
-			if f.refuse != nil {
-				res = f.refuse
-			} else {
-				res = &ctypes.ResultBroadcastTx{Hash: bytes.Repeat([]byte{0xcd}, 32)}
-			}
-		case "tx":
-			res = &ctypes.ResultTx{Hash: bytes.Repeat([]byte{0xcd}, 32), Height: 42}
-		default:
-			http.Error(w, "unexpected method "+req.Method, http.StatusBadRequest)
-			return
-		}
-		json.NewEncoder(w).Encode(rpctypes.NewRPCSuccessResponse(req.ID, res))
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
+	return serveRPC(t, "phala-gov-test", &f.mu, f.query, func(tx []byte) *ctypes.ResultBroadcastTx {
+		f.broadcast = append(f.broadcast, tx)
+		return f.refuse
+	})
 }
 
 func (f *govChain) query(path string, data []byte) abci.QueryResponse {
