@@ -30,6 +30,7 @@ bench:
 	$(GO) run ./bench/syncbench
 	$(GO) run ./bench/contractbench
 	$(GO) run ./bench/recoverybench
+	$(GO) run ./bench/rotationbench
 	$(GO) test -run '^$$' -bench WasmVsNative ./contracts/token
 
 # Each fuzz target for a while (FUZZTIME, default 30s).
