@@ -589,10 +589,8 @@ func (b *contractBench) waitExecuted(ctx context.Context, height int64) error {
 		} else if time.Since(since) > 30*time.Second {
 			return fmt.Errorf("miner1's pRuntime is stuck at block %d for 30 s (chain at %d, waiting for %d)", h, b.net.Node.App().Height(), height+1)
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(2 * time.Millisecond):
+		if err := sleep(ctx, 2*time.Millisecond); err != nil {
+			return err
 		}
 	}
 }

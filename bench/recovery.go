@@ -13,12 +13,8 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
-
-	rpcclient "github.com/cometbft/cometbft/rpc/client"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/phala-go/phala/chain"
 	"github.com/phala-go/phala/chain/contracts"
@@ -570,25 +566,16 @@ func (b *recoveryBench) waitCovered(ctx context.Context, timeout time.Duration) 
 			b.rc.Log("  waiting for a checkpoint of %d inputs: stored %d (chain at block %d, %s's pRuntime at %d)", want, ck,
 				b.net.Node.App().Height(), b.miner, b.runtime(b.miner).Info().Height)
 		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+			return nil, err
 		}
 	}
 }
 
 // contractAt reads the token's record as of block height.
 func (b *recoveryBench) contractAt(ctx context.Context, height int64) (*chainpb.Contract, error) {
-	res, err := b.cl.RPC().ABCIQueryWithOptions(ctx, chain.QueryContract, b.token.Bytes(), rpcclient.ABCIQueryOptions{Height: height})
-	if err != nil {
-		return nil, err
-	}
-	if res.Response.Code != 0 {
-		return nil, fmt.Errorf("query the contract at block %d: %s", height, res.Response.Log)
-	}
 	var ct chainpb.Contract
-	return &ct, proto.Unmarshal(res.Response.Value, &ct)
+	return &ct, queryAt(ctx, b.cl, chain.QueryContract, b.token.Bytes(), height, &ct)
 }
 
 // waitBoundary waits for the next checkpoint boundary to be committed and
@@ -600,10 +587,8 @@ func (b *recoveryBench) waitBoundary(ctx context.Context) (int64, error) {
 		if h > h0 && h%int64(b.rc.Interval) == 0 {
 			return h, nil
 		}
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(500 * time.Microsecond):
+		if err := sleep(ctx, 500*time.Microsecond); err != nil {
+			return 0, err
 		}
 	}
 }
@@ -712,10 +697,8 @@ func (b *recoveryBench) round(ctx context.Context, to string) (RecoveryRound, er
 		if rs.found > 0 {
 			break
 		}
-		select {
-		case <-ctx.Done():
-			return r, ctx.Err()
-		case <-time.After(500 * time.Microsecond):
+		if err := sleep(ctx, 500*time.Microsecond); err != nil {
+			return r, err
 		}
 	}
 	committed := time.Now()
@@ -919,22 +902,4 @@ func WriteRecoveryReport(w *bufio.Writer, c RecoveryConfig, rep RecoveryReport, 
 			fmt.Fprintf(w, "  ratio: not measured (a run did not complete)\n")
 		}
 	}
-}
-
-// ms rounds d to milliseconds; "-" for a negative d (not seen).
-func ms(d time.Duration) string {
-	if d < 0 {
-		return "-"
-	}
-	return d.Round(time.Millisecond).String()
-}
-
-// loadAverage is /proc/loadavg's first three fields ("" where there is
-// none): other work on the machine shows in the timings.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
-		return strings.Join(f[:3], " ")
-	}
-	return ""
 }

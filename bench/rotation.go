@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	rpcclient "github.com/cometbft/cometbft/rpc/client"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/phala-go/phala/chain"
@@ -309,6 +308,18 @@ func (hc *heightClock) at(h int64) time.Time {
 	return hc.seen[h]
 }
 
+// wait waits until block h's commit has been seen: a record read from
+// the node may name a block before the clock's next sample (a loaded
+// machine delays it).
+func (hc *heightClock) wait(ctx context.Context, h int64) error {
+	for hc.at(h).IsZero() {
+		if err := sleep(ctx, time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // between is the time from block a's commit to block b's.
 func (hc *heightClock) between(a, b int64) time.Duration {
 	ta, tb := hc.at(a), hc.at(b)
@@ -326,7 +337,6 @@ type rotationBench struct {
 	clock     *heightClock
 	n         int
 	boundary  int64 // the era boundary whose rotation is measured
-	code      []byte
 	miner     []byte
 	alice     ed25519.PrivateKey
 	deployers []ed25519.PrivateKey
@@ -378,7 +388,7 @@ func runRotation(ctx context.Context, c RotationConfig, home string, port, n int
 	run.Launch, run.LaunchHeight = time.Since(start), net.Node.App().Height()
 	c.Log("%d gatekeepers: launched in %s (block %d)", n, run.Launch.Round(time.Millisecond), run.LaunchHeight)
 
-	b := &rotationBench{rc: c, net: net, cl: net.Client, clock: clock, n: n, boundary: era, code: rotationContract,
+	b := &rotationBench{rc: c, net: net, cl: net.Client, clock: clock, n: n, boundary: era,
 		miner: net.Workers.Runtimes["miner1"].Info().SigningKey, gks: gks}
 	k, err := net.Keyring.Get("alice")
 	if err != nil {
@@ -426,20 +436,10 @@ func (b *rotationBench) guard(what string) error {
 	return nil
 }
 
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
-}
-
 // deployBody is a deploy of the benchmark's contract to the miner.
 func (b *rotationBench) deployBody() *chainpb.TxBody {
 	return &chainpb.TxBody{Msg: &chainpb.TxBody_DeployContract{DeployContract: &chainpb.MsgDeployContract{
-		CodeGzip: wasmcode.Gzip(b.code), Miners: [][]byte{b.miner},
+		CodeGzip: wasmcode.Gzip(rotationContract), Miners: [][]byte{b.miner},
 	}}}
 }
 
@@ -550,18 +550,16 @@ func (b *rotationBench) waitIdle(ctx context.Context) error {
 	}
 }
 
-// waitNewBlock waits until a block after the current one is committed and
-// returns its height: requests go out right after a commit, as the paused
-// one does after the rotation's start.
-func (b *rotationBench) waitNewBlock(ctx context.Context, after int64) (int64, error) {
-	for {
-		if h := b.net.Node.App().Height(); h > after {
-			return h, nil
-		}
+// waitNewBlock waits until a block above height after is committed:
+// requests go out right after a commit, as the paused one does after the
+// rotation's start.
+func (b *rotationBench) waitNewBlock(ctx context.Context, after int64) error {
+	for b.net.Node.App().Height() <= after {
 		if err := sleep(ctx, 500*time.Microsecond); err != nil {
-			return 0, err
+			return err
 		}
 	}
+	return nil
 }
 
 // probe times one key request: tx (a deploy of alice's pre-signed with
@@ -582,7 +580,7 @@ func (b *rotationBench) probe(ctx context.Context, tx []byte, nonce uint64) (Key
 		if tx, err = b.cl.Build(ctx, b.alice, b.deployBody(), client.SendOptions{Nonce: &nonce}); err != nil {
 			return kr, err
 		}
-		if _, err := b.waitNewBlock(ctx, b.net.Node.App().Height()); err != nil {
+		if err := b.waitNewBlock(ctx, b.net.Node.App().Height()); err != nil {
 			return kr, err
 		}
 	}
@@ -619,12 +617,8 @@ func (b *rotationBench) probe(ctx context.Context, tx []byte, nonce uint64) (Key
 			return kr, err
 		}
 	}
-	// The keying block's commit time: the record may be read before the
-	// clock's next sample.
-	for b.clock.at(kr.Keyed).IsZero() {
-		if err := sleep(ctx, time.Millisecond); err != nil {
-			return kr, err
-		}
+	if err := b.clock.wait(ctx, kr.Keyed); err != nil {
+		return kr, err
 	}
 	kr.Latency = b.clock.between(kr.Deployed, kr.Keyed)
 	return kr, nil
@@ -632,15 +626,8 @@ func (b *rotationBench) probe(ctx context.Context, tx []byte, nonce uint64) (Key
 
 // eraAt reads the era record as of block height.
 func (b *rotationBench) eraAt(ctx context.Context, height int64) (*chainpb.EraState, error) {
-	res, err := b.cl.RPC().ABCIQueryWithOptions(ctx, chain.QueryEra, nil, rpcclient.ABCIQueryOptions{Height: height})
-	if err != nil {
-		return nil, err
-	}
-	if res.Response.Code != 0 {
-		return nil, fmt.Errorf("query the era at block %d: %s", height, res.Response.Log)
-	}
 	var es chainpb.EraState
-	return &es, proto.Unmarshal(res.Response.Value, &es)
+	return &es, queryAt(ctx, b.cl, chain.QueryEra, nil, height, &es)
 }
 
 // rotation waits for the era boundary, sends the paused key request as
@@ -660,7 +647,7 @@ func (b *rotationBench) rotation(ctx context.Context, run *RotationRun) error {
 		return err
 	}
 	b.rc.Log("%d gatekeepers: setup done at block %d; waiting for the era boundary %d", b.n, b.net.Node.App().Height(), b.boundary)
-	if _, err := b.waitNewBlock(ctx, b.boundary-1); err != nil {
+	if err := b.waitNewBlock(ctx, b.boundary-1); err != nil {
 		return err
 	}
 	pctx, cancel := context.WithCancel(ctx)
@@ -687,12 +674,8 @@ func (b *rotationBench) rotation(ctx context.Context, run *RotationRun) error {
 	if len(rot.Incoming) != b.n {
 		run.Notes = append(run.Notes, fmt.Sprintf("the election seated %d gatekeepers, not %d", len(rot.Incoming), b.n))
 	}
-	// The start block's commit time: the era record may be read before
-	// the clock's next sample (a loaded machine delays it).
-	for b.clock.at(run.Start).IsZero() {
-		if err := sleep(ctx, time.Millisecond); err != nil {
-			return err
-		}
+	if err := b.clock.wait(ctx, run.Start); err != nil {
+		return err
 	}
 	from := max(run.LaunchHeight, run.Start-intervalWindow)
 	run.IntervalBlocks = run.Start - from
@@ -717,10 +700,8 @@ func (b *rotationBench) rotation(ctx context.Context, run *RotationRun) error {
 			return err
 		}
 	}
-	for b.clock.at(run.Ready).IsZero() {
-		if err := sleep(ctx, time.Millisecond); err != nil {
-			return err
-		}
+	if err := b.clock.wait(ctx, run.Ready); err != nil {
+		return err
 	}
 	run.Seconds = b.clock.between(run.Start, run.Ready)
 	// The rotation's progress block by block (the record is dropped at

@@ -151,7 +151,7 @@ func execMsg(env execEnv, tx *auth.Tx) (note string, err error) {
 		case *chainpb.WorkerMessage_ContractMessage:
 			return contracts.HandleMessage(kv, log, sm.Sender, k.ContractMessage, env.block.Time)
 		case *chainpb.WorkerMessage_ContractCheckpoint:
-			return contracts.HandleCheckpoint(kv, log, sm.Sender, k.ContractCheckpoint, contractHooks(env))
+			return contracts.HandleCheckpoint(kv, log, sm.Sender, k.ContractCheckpoint)
 		case *chainpb.WorkerMessage_Heartbeat:
 			return monitor.Heartbeat(kv, sm.Sender, k.Heartbeat, env.block.Height, eraBlocks(kv))
 		}
@@ -217,6 +217,8 @@ func endBlock(env execEnv) error {
 	if err := staking.EndBlock(env.kv, env.block.Height); err != nil {
 		return err
 	}
+	// After gatekeeper.EndBlock: a root key rotation it starts calls the
+	// contract key rotations off in the same block (contracts/rekey.go).
 	if err := contracts.EndBlock(env.kv, env.log, contractHooks(env)); err != nil {
 		return err
 	}
@@ -329,7 +331,7 @@ func renewWorker(env execEnv, info *chainpb.WorkerInfo) error {
 	if err := gatekeeper.Renew(env.kv, old, nw); err != nil {
 		return err
 	}
-	if err := contracts.Renew(env.kv, old.SigningKey, nw.SigningKey); err != nil {
+	if err := contracts.Renew(env.kv, env.log, old.SigningKey, nw.SigningKey); err != nil {
 		return err
 	}
 	return staking.Renew(env.kv, old.SigningKey, nw.SigningKey)

@@ -136,11 +136,7 @@ func (g Genesis) Validate() error {
 }
 
 func initGenesis(kv store.KV, g Genesis, genesisHash []byte, genesisTime time.Time) error {
-	params, err := json.Marshal(g.Auth)
-	if err != nil {
-		return err
-	}
-	if err := kv.Set(auth.ParamsKey, params); err != nil {
+	if err := setParams(kv, g.Auth); err != nil {
 		return err
 	}
 	if err := kv.Set(gatekeeper.PhaseKey, []byte(gatekeeper.PhasePreLaunch)); err != nil {
@@ -172,17 +168,14 @@ func initGenesis(kv store.KV, g Genesis, genesisHash []byte, genesisTime time.Ti
 	return bank.InitGenesis(kv, g.Bank)
 }
 
+// loadParams reads the transaction parameters (auth's).
 func loadParams(r store.Reader) (auth.Params, error) {
-	var p auth.Params
-	b, err := r.Get(auth.ParamsKey)
-	if err != nil {
-		return p, err
-	}
-	if b == nil {
-		return p, fmt.Errorf("state has no transaction parameters")
-	}
-	return p, json.Unmarshal(b, &p)
+	return store.LoadJSON[auth.Params](r, auth.ParamsKey, "transaction parameters")
 }
+
+// setParams writes the transaction parameters (at genesis, and when a
+// param_change referendum for module "auth" passes).
+func setParams(kv store.KV, p auth.Params) error { return store.SetJSON(kv, auth.ParamsKey, p) }
 
 // GenesisHash is the chain's genesis hash as InitChain sees it (see
 // proof.GenesisHash; a pRuntime computes the same from the genesis document).

@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/phala-go/phala/chain/auth"
 	"github.com/phala-go/phala/chain/bank"
 	"github.com/phala-go/phala/chain/contracts"
 	"github.com/phala-go/phala/chain/gatekeeper"
@@ -149,7 +148,7 @@ type validator interface{ Validate() error }
 
 // moduleParams builds a paramModule: load reads the parameters, judge (if
 // any) checks a change against the current ones, set writes them.
-func moduleParams[T validator](load func(store.Reader) (T, error), judge func(r store.Reader, old, p T) error, set func(store.KV, T) error) paramModule {
+func moduleParams[T validator](load func(store.Reader) (T, error), judge func(old, p T) error, set func(store.KV, T) error) paramModule {
 	return paramModule{
 		current: func(r store.Reader) (any, error) { return load(r) },
 		prepare: func(r store.Reader, raw []byte, noop bool) (func(store.KV) error, error) {
@@ -165,7 +164,7 @@ func moduleParams[T validator](load func(store.Reader) (T, error), judge func(r 
 				return nil, err
 			}
 			if judge != nil {
-				if err := judge(r, old, p); err != nil {
+				if err := judge(old, p); err != nil {
 					return nil, err
 				}
 			}
@@ -183,13 +182,14 @@ func moduleParams[T validator](load func(store.Reader) (T, error), judge func(r 
 
 // paramModules are the modules a param_change may change (docs/governance.md).
 var paramModules = map[string]paramModule{
-	"auth":     moduleParams(loadParams, nil, func(kv store.KV, p auth.Params) error { return store.SetJSON(kv, auth.ParamsKey, p) }),
+	"auth":     moduleParams(loadParams, nil, setParams),
 	"registry": moduleParams(registry.LoadParams, nil, registry.SetParams),
 	// staking.InitGenesis writes the parameters only.
 	"staking":    moduleParams(staking.LoadParams, nil, staking.InitGenesis),
 	"gatekeeper": moduleParams(loadGatekeeperParams, judgeGatekeeper, gatekeeper.SetParams),
 	// contracts.InitGenesis writes the parameters only. An instance keeps
-	// the checkpoint interval it was deployed with.
+	// the checkpoint interval it was deployed with; a key rotation in
+	// progress keeps its deadline.
 	"contracts":  moduleParams(contracts.LoadParams, nil, contracts.InitGenesis),
 	"rewards":    moduleParams(loadRewardsParams, nil, func(kv store.KV, p rewards.Params) error { return store.SetJSON(kv, rewardsParamsKey, p) }),
 	"governance": moduleParams(governance.LoadParams, nil, governance.SetParams),
@@ -294,7 +294,7 @@ func loadGatekeeperParams(r store.Reader) (gatekeeper.Params, error) {
 // reads era_blocks from the genesis document. The other parameters apply
 // from the next election or attempt: a running round or rotation attempt
 // keeps the deadline it was given.
-func judgeGatekeeper(_ store.Reader, old, p gatekeeper.Params) error {
+func judgeGatekeeper(old, p gatekeeper.Params) error {
 	if p.EraBlocks != old.EraBlocks {
 		return fmt.Errorf("era_blocks must stay %d: eras are numbered by it (height / era_blocks) on chain and in every pRuntime, which reads it from the genesis document", old.EraBlocks)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/cometbft/cometbft/mempool"
 	rpcclient "github.com/cometbft/cometbft/rpc/client"
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
+	ctypes "github.com/cometbft/cometbft/rpc/core/types"
 	"github.com/cometbft/cometbft/types"
 	"google.golang.org/protobuf/proto"
 
@@ -122,6 +123,23 @@ func (c *Client) query(ctx context.Context, path string, data []byte, height int
 	}
 	r := res.Response
 	if r.Code != 0 {
+		return nil, fmt.Errorf("query %s refused (%s/%d): %s", path, r.Codespace, r.Code, r.Log)
+	}
+	return &r, nil
+}
+
+// lookup queries, at the latest block, a record that may not exist: the
+// module's refusal unknown means there is none (nil, nil).
+func (c *Client) lookup(ctx context.Context, path string, data []byte, unknown *errs.Error) (*abci.QueryResponse, error) {
+	res, err := c.rpc.ABCIQuery(ctx, path, data)
+	if err != nil {
+		return nil, unreachable(err)
+	}
+	r := res.Response
+	switch {
+	case r.Codespace == unknown.Codespace && r.Code == unknown.Code:
+		return nil, nil
+	case r.Code != 0:
 		return nil, fmt.Errorf("query %s refused (%s/%d): %s", path, r.Codespace, r.Code, r.Log)
 	}
 	return &r, nil
@@ -251,36 +269,72 @@ func (c *Client) Send(ctx context.Context, key ed25519.PrivateKey, body *chainpb
 }
 
 // BroadcastAndWait submits raw and waits until it is in a block.
+//
+// A transaction the node admitted can still leave its mempool without a
+// word: CometBFT checks every waiting transaction again after each block
+// and drops those the new state refuses (a command to a contract whose key
+// started rotating, a relay someone else delivered first). So while it
+// waits, BroadcastAndWait offers raw again every reofferEvery: a node
+// that still holds it says so, one that dropped it judges it afresh, and
+// a refusal is returned as the answer instead of a timeout.
 func (c *Client) BroadcastAndWait(ctx context.Context, raw []byte, timeout time.Duration) (*TxResult, error) {
-	res, err := c.rpc.BroadcastTxSync(ctx, raw)
+	hash, err := c.offer(ctx, raw)
 	if err != nil {
-		return nil, c.broadcastError(ctx, raw, err)
+		return nil, err
 	}
-	if res.Code != 0 {
+	return c.waitTx(ctx, hash, timeout, raw)
+}
+
+// reofferEvery is how long BroadcastAndWait waits for a block before it
+// offers its transaction again.
+const reofferEvery = 2 * time.Second
+
+// offer submits raw to the node's mempool; a transaction the node already
+// holds counts as submitted.
+func (c *Client) offer(ctx context.Context, raw []byte) ([]byte, error) {
+	res, err := c.rpc.BroadcastTxSync(ctx, raw)
+	switch {
+	case err != nil && strings.Contains(err.Error(), mempool.ErrTxInCache.Error()):
+		return types.Tx(raw).Hash(), nil
+	case err != nil:
+		return nil, c.broadcastError(ctx, raw, err)
+	case res.Code != 0:
 		return nil, &TxError{Codespace: res.Codespace, Code: res.Code, Log: res.Log, Hash: res.Hash.String()}
 	}
-	return c.WaitTx(ctx, res.Hash, timeout)
+	return res.Hash, nil
 }
 
 // WaitTx waits until the transaction with hash is in a block (the node must
 // index transactions, as devnets and localnets do). Zero timeout means 30 s.
 func (c *Client) WaitTx(ctx context.Context, hash []byte, timeout time.Duration) (*TxResult, error) {
+	return c.waitTx(ctx, hash, timeout, nil)
+}
+
+// waitTx is WaitTx that offers raw (when given) again every reofferEvery.
+func (c *Client) waitTx(ctx context.Context, hash []byte, timeout time.Duration, raw []byte) (*TxResult, error) {
 	if timeout == 0 {
 		timeout = 30 * time.Second
 	}
 	hexHash := fmt.Sprintf("%X", hash)
 	deadline := time.Now().Add(timeout)
+	reoffer := time.Now().Add(reofferEvery)
 	for {
-		tr, err := c.rpc.Tx(ctx, hash, false)
-		if err == nil {
-			out := &TxResult{Hash: hexHash, Height: tr.Height, Code: tr.TxResult.Code, Log: tr.TxResult.Log}
-			if tr.TxResult.Code != 0 {
-				return out, &TxError{Codespace: tr.TxResult.Codespace, Code: tr.TxResult.Code, Log: tr.TxResult.Log, Hash: hexHash, Height: tr.Height}
-			}
-			return out, nil
+		if tr, err := c.rpc.Tx(ctx, hash, false); err == nil {
+			return txResult(hexHash, tr)
 		}
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("transaction %s was accepted but not seen in a block within %s; query it later with /tx?hash=0x%s", hexHash, timeout, hexHash)
+		}
+		if raw != nil && time.Now().After(reoffer) {
+			reoffer = time.Now().Add(reofferEvery)
+			if _, err := c.offer(ctx, raw); err != nil {
+				// Refused now: unless a block took it meanwhile (its nonce
+				// is then used), the refusal is the answer.
+				if tr, terr := c.rpc.Tx(ctx, hash, false); terr == nil {
+					return txResult(hexHash, tr)
+				}
+				return nil, err
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -288,6 +342,15 @@ func (c *Client) WaitTx(ctx context.Context, hash []byte, timeout time.Duration)
 		case <-time.After(150 * time.Millisecond):
 		}
 	}
+}
+
+// txResult is a transaction found in a block; an error if it failed there.
+func txResult(hexHash string, tr *ctypes.ResultTx) (*TxResult, error) {
+	out := &TxResult{Hash: hexHash, Height: tr.Height, Code: tr.TxResult.Code, Log: tr.TxResult.Log}
+	if tr.TxResult.Code != 0 {
+		return out, &TxError{Codespace: tr.TxResult.Codespace, Code: tr.TxResult.Code, Log: tr.TxResult.Log, Hash: hexHash, Height: tr.Height}
+	}
+	return out, nil
 }
 
 // broadcastError turns CometBFT's report of a transaction that failed

@@ -24,16 +24,9 @@ import (
 
 // Contract reads a contract instance's record; nil if there is none.
 func (c *Client) Contract(ctx context.Context, id crypto.ContractID) (*chainpb.Contract, error) {
-	res, err := c.rpc.ABCIQuery(ctx, chain.QueryContract, id.Bytes())
-	if err != nil {
-		return nil, unreachable(err)
-	}
-	r := res.Response
-	if r.Codespace == contracts.Codespace && r.Code == contracts.ErrUnknownContract.Code {
-		return nil, nil
-	}
-	if r.Code != 0 {
-		return nil, fmt.Errorf("query contract refused (%s/%d): %s", r.Codespace, r.Code, r.Log)
+	r, err := c.lookup(ctx, chain.QueryContract, id.Bytes(), contracts.ErrUnknownContract)
+	if r == nil {
+		return nil, err
 	}
 	var ct chainpb.Contract
 	if err := proto.Unmarshal(r.Value, &ct); err != nil {

@@ -28,17 +28,9 @@ func (c *Client) Proposals(ctx context.Context) ([]chain.ProposalRecord, error) 
 
 // Proposal reads referendum id with its ballots; nil if there is none.
 func (c *Client) Proposal(ctx context.Context, id uint64) (*chain.ProposalRecord, error) {
-	path := fmt.Sprintf("%s/%d", chain.QueryProposal, id)
-	res, err := c.rpc.ABCIQuery(ctx, path, nil)
-	if err != nil {
-		return nil, unreachable(err)
-	}
-	r := res.Response
-	if r.Codespace == governance.Codespace && r.Code == governance.ErrUnknownProposal.Code {
-		return nil, nil
-	}
-	if r.Code != 0 {
-		return nil, fmt.Errorf("query %s refused (%s/%d): %s", path, r.Codespace, r.Code, r.Log)
+	r, err := c.lookup(ctx, fmt.Sprintf("%s/%d", chain.QueryProposal, id), nil, governance.ErrUnknownProposal)
+	if r == nil {
+		return nil, err
 	}
 	var p chain.ProposalRecord
 	if err := json.Unmarshal(r.Value, &p); err != nil {

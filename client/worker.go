@@ -19,16 +19,9 @@ import (
 
 // Worker reads a registered worker by identity key; nil if none.
 func (c *Client) Worker(ctx context.Context, key []byte) (*chainpb.Worker, error) {
-	res, err := c.rpc.ABCIQuery(ctx, chain.QueryWorker, key)
-	if err != nil {
-		return nil, unreachable(err)
-	}
-	r := res.Response
-	if r.Codespace == registry.Codespace && r.Code == registry.ErrUnknownWorker.Code {
-		return nil, nil
-	}
-	if r.Code != 0 {
-		return nil, fmt.Errorf("query worker refused (%s/%d): %s", r.Codespace, r.Code, r.Log)
+	r, err := c.lookup(ctx, chain.QueryWorker, key, registry.ErrUnknownWorker)
+	if r == nil {
+		return nil, err
 	}
 	var w chainpb.Worker
 	return &w, proto.Unmarshal(r.Value, &w)

@@ -82,7 +82,12 @@ func DeriveContractKey(rootKey []byte, chainID string, id ContractID) []byte {
 // Users seal commands to its public key, so any miner holding k_c (a
 // replacement included) can read them.
 func ContractInputKey(kc []byte) (*HPKEKey, error) {
-	seed, err := hkdf.Key(sha256.New, kc, nil, "phala/contract/input-key/v1", SeedSize)
+	return derivedHPKEKey(kc, "phala/contract/input-key/v1")
+}
+
+// derivedHPKEKey is the HPKE key pair HKDF derives from secret for label.
+func derivedHPKEKey(secret []byte, label string) (*HPKEKey, error) {
+	seed, err := hkdf.Key(sha256.New, secret, nil, label, SeedSize)
 	if err != nil {
 		return nil, err
 	}
@@ -152,25 +157,9 @@ func WrapContractKey(rootKey []byte, chainID string, id ContractID, kc []byte) (
 	return sealGCM(rootKey, keyWrapLabel, tagged(keyWrapLabel, chainID, id[:]), kc)
 }
 
-// UnwrapContractKey opens a stored k_c in either form: WrapContractKey's
-// (a gatekeeper's first key, or a root key rotation's re-encryption) or
-// SealContractKeyToRoot's (a miner's rotated key).
+// UnwrapContractKey opens one stored k_c (KeyUnwrapper.Unwrap).
 func UnwrapContractKey(rootKey []byte, chainID string, id ContractID, wrapped []byte) ([]byte, error) {
-	if !IsKeyWrap(wrapped) {
-		k, err := RootHPKEKey(rootKey)
-		if err != nil {
-			return nil, err
-		}
-		kc, err := k.Open(wrapped, tagged(keyToRootLabel, chainID, id[:]))
-		if err != nil {
-			return nil, fmt.Errorf("the contract key sealed to the root key: %w", err)
-		}
-		if len(kc) != ContractKeySize {
-			return nil, fmt.Errorf("%w: the contract key sealed to the root key is %d bytes, want %d", ErrEnvelope, len(kc), ContractKeySize)
-		}
-		return kc, nil
-	}
-	return openGCM(rootKey, keyWrapLabel, tagged(keyWrapLabel, chainID, id[:]), wrapped, "the wrapped contract key (under this root key)")
+	return NewKeyUnwrapper(rootKey).Unwrap(chainID, id, wrapped)
 }
 
 // ContractKeyInfo is the HPKE info of k_c sealed by a gatekeeper to the

@@ -78,3 +78,50 @@ func TestContractKeySealedToRootOpensOnlyUnderThatRoot(t *testing.T) {
 		t.Fatalf("AES unwrap: %v", err)
 	}
 }
+
+// TestKeyUnwrapperDerivesTheRootEncryptionKeyOnce: a run of keys sealed to
+// the root key (a rotation re-encrypting rotated contract keys) derives
+// the root encryption key once, and only when one needs it; every key
+// opens as UnwrapContractKey opens it.
+func TestKeyUnwrapperDerivesTheRootEncryptionKeyOnce(t *testing.T) {
+	root := make([]byte, 32)
+	rand.Read(root)
+	rk, err := RootHPKEKey(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := NewKeyUnwrapper(root)
+	id := NewContractID(Address{1}, 1)
+	kc := make([]byte, ContractKeySize)
+	rand.Read(kc)
+	w, _ := WrapContractKey(root, "chain", id, kc)
+	if got, err := u.Unwrap("chain", id, w); err != nil || !bytes.Equal(got, kc) {
+		t.Fatalf("AES unwrap: %v", err)
+	}
+	if u.enc != nil {
+		t.Fatal("derived the root encryption key for an AES-wrapped key")
+	}
+	var first *HPKEKey
+	for n := range uint64(3) {
+		id := NewContractID(Address{2}, n)
+		kc := make([]byte, ContractKeySize)
+		rand.Read(kc)
+		sealed, err := SealContractKeyToRoot(rk.PublicKey(), "chain", id, kc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := u.Unwrap("chain", id, sealed)
+		if err != nil || !bytes.Equal(got, kc) {
+			t.Fatalf("key %d: %v", n, err)
+		}
+		if again, err := UnwrapContractKey(root, "chain", id, sealed); err != nil || !bytes.Equal(again, kc) {
+			t.Fatalf("key %d through UnwrapContractKey: %v", n, err)
+		}
+		if first == nil {
+			first = u.enc
+		}
+		if u.enc == nil || u.enc != first {
+			t.Fatalf("key %d: the root encryption key was derived again", n)
+		}
+	}
+}

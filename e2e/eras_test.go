@@ -579,34 +579,6 @@ func balanceAfter(t *testing.T, ctx context.Context, cl *client.Client, key ed25
 	return v
 }
 
-// statusAt asks worker key directly for contract id's status.
-func statusAt(ctx context.Context, cl *client.Client, key []byte, user ed25519.PrivateKey, id crypto.ContractID) (*pruntimepb.QueryAnswer, error) {
-	wk, err := cl.Worker(ctx, key)
-	if err != nil || wk == nil {
-		return nil, fmt.Errorf("worker %X: %v", key, err)
-	}
-	chainID, err := cl.ChainID(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return client.QueryWorker(ctx, wk.Endpoint, chainID, wk, user, &pruntimepb.ContractQuery{Contract: id.Bytes(), Kind: pruntimepb.ContractQuery_STATUS})
-}
-
-// identityOf is worker name's identity key, from its pRuntime.
-func identityOf(t *testing.T, ctx context.Context, home, name string) []byte {
-	t.Helper()
-	api, err := pruntime.Dial(devnet.PRuntimeSocket(home, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer api.Close()
-	in, err := api.Info(ctx, &pruntimepb.InfoRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return in.SigningKey
-}
-
 // storeValue reads a raw state key at the last block (nil if absent).
 func storeValue(t *testing.T, ctx context.Context, cl *client.Client, key []byte) []byte {
 	t.Helper()
@@ -622,8 +594,12 @@ func storeValue(t *testing.T, ctx context.Context, cl *client.Client, key []byte
 
 func stakingParams(t *testing.T, ctx context.Context, cl *client.Client) staking.Params {
 	t.Helper()
+	raw, err := cl.ModuleParams(ctx, "staking")
+	if err != nil {
+		t.Fatal(err)
+	}
 	var p staking.Params
-	if err := json.Unmarshal(storeValue(t, ctx, cl, []byte("staking/params")), &p); err != nil {
+	if err := json.Unmarshal(raw, &p); err != nil {
 		t.Fatalf("staking params: %v", err)
 	}
 	return p

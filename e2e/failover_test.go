@@ -85,16 +85,7 @@ func startFailoverNet(t *testing.T, ctx context.Context, extra ...string) *failo
 	}
 	n := &failoverNet{home: home, sup: sup, cl: cl, alice: alice.PrivateKey(), bob: bob.PrivateKey(), miners: map[string][]byte{}, code: code}
 	for _, m := range []string{"miner1", "miner2"} {
-		api, err := pruntime.Dial(devnet.PRuntimeSocket(home, m))
-		if err != nil {
-			t.Fatal(err)
-		}
-		in, err := api.Info(ctx, &pruntimepb.InfoRequest{})
-		api.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		n.miners[m] = in.SigningKey
+		n.miners[m] = identityOf(t, ctx, home, m)
 	}
 	return n
 }
@@ -279,17 +270,37 @@ func (c *commands) replay(t *testing.T, ctx context.Context, cl *client.Client, 
 	return st.Root()
 }
 
-// status asks worker name (directly) for the token's status as alice.
+// status asks miner name (directly) for the token's status as alice.
 func (n *failoverNet) status(ctx context.Context, name string, id crypto.ContractID) (*pruntimepb.QueryAnswer, error) {
-	wk, err := n.cl.Worker(ctx, n.miners[name])
+	return statusAt(ctx, n.cl, n.miners[name], n.alice, id)
+}
+
+// statusAt asks worker key directly for contract id's status.
+func statusAt(ctx context.Context, cl *client.Client, key []byte, user ed25519.PrivateKey, id crypto.ContractID) (*pruntimepb.QueryAnswer, error) {
+	wk, err := cl.Worker(ctx, key)
+	if err != nil || wk == nil {
+		return nil, fmt.Errorf("worker %X: %v", key, err)
+	}
+	chainID, err := cl.ChainID(ctx)
 	if err != nil {
 		return nil, err
 	}
-	chainID, err := n.cl.ChainID(ctx)
+	return client.QueryWorker(ctx, wk.Endpoint, chainID, wk, user, &pruntimepb.ContractQuery{Contract: id.Bytes(), Kind: pruntimepb.ContractQuery_STATUS})
+}
+
+// identityOf is worker name's identity key, from its pRuntime.
+func identityOf(t *testing.T, ctx context.Context, home, name string) []byte {
+	t.Helper()
+	api, err := pruntime.Dial(devnet.PRuntimeSocket(home, name))
 	if err != nil {
-		return nil, err
+		t.Fatal(err)
 	}
-	return client.QueryWorker(ctx, wk.Endpoint, chainID, wk, n.alice, &pruntimepb.ContractQuery{Contract: id.Bytes(), Kind: pruntimepb.ContractQuery_STATUS})
+	defer api.Close()
+	in, err := api.Info(ctx, &pruntimepb.InfoRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in.SigningKey
 }
 
 // TestMinerFailover runs the availability scenarios on one localnet, in

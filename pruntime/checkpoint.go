@@ -13,10 +13,16 @@ import (
 )
 
 // A checkpoint's plaintext: the instance's place in its inputs and
-// messages, and its store, pairs sorted by key:
+// messages, its store, pairs sorted by key, and (when there are any) the
+// messages it sent that the chain had not accepted, in sequence order:
 //
 //	"phala-ckpt/1" | uvarint inputs | uvarint sent | uvarint n |
-//	n × (uvarint len | key | uvarint len | value)
+//	n × (uvarint len | key | uvarint len | value) |
+//	[uvarint m > 0 | m × (uvarint seq | uvarint len | to | uvarint len | payload)]
+//
+// A miner that recovers from it sends those messages (the chain may have
+// refused them while their receiver's key rotated, and the inputs that
+// produced them are gone from the inbox).
 //
 // It is sealed under k_c (crypto.SealCheckpoint) bound to the height, the
 // inputs and the store's root, so what opens is what the miner wrote.
@@ -28,6 +34,7 @@ const maxCheckpointBytes = inbox.MaxChunks * inbox.ChunkBytes
 type checkpointState struct {
 	Inputs, Sent uint64
 	Pairs        map[string][]byte
+	Outgoing     []outgoing
 }
 
 func encodeCheckpoint(s checkpointState) []byte {
@@ -49,6 +56,16 @@ func encodeCheckpoint(s checkpointState) []byte {
 		v := s.Pairs[k]
 		b = binary.AppendUvarint(b, uint64(len(v)))
 		b = append(b, v...)
+	}
+	if len(s.Outgoing) > 0 {
+		b = binary.AppendUvarint(b, uint64(len(s.Outgoing)))
+		for _, o := range s.Outgoing {
+			b = binary.AppendUvarint(b, o.Seq)
+			b = binary.AppendUvarint(b, uint64(len(o.To)))
+			b = append(b, o.To...)
+			b = binary.AppendUvarint(b, uint64(len(o.Payload)))
+			b = append(b, o.Payload...)
+		}
 	}
 	return b
 }
@@ -107,6 +124,24 @@ func decodeCheckpoint(b []byte) (checkpointState, error) {
 		}
 		s.Pairs[string(k)], last = v, k
 	}
+	if len(b) > 0 {
+		if n, ok = next(); !ok || n == 0 || n > uint64(len(b))/3 {
+			return s, fmt.Errorf("%w: message count", errCheckpoint)
+		}
+		s.Outgoing = make([]outgoing, n)
+		for i := range s.Outgoing {
+			o := &s.Outgoing[i]
+			if o.Seq, ok = next(); !ok || o.Seq >= s.Sent || (i > 0 && o.Seq <= s.Outgoing[i-1].Seq) {
+				return s, fmt.Errorf("%w: message %d's sequence", errCheckpoint, i)
+			}
+			if o.To, ok = bytesOf(); !ok || len(o.To) != crypto.AddressLen {
+				return s, fmt.Errorf("%w: message %d's receiver", errCheckpoint, i)
+			}
+			if o.Payload, ok = bytesOf(); !ok {
+				return s, fmt.Errorf("%w: message %d's payload", errCheckpoint, i)
+			}
+		}
+	}
 	if len(b) != 0 {
 		return s, fmt.Errorf("%w: %d trailing bytes", errCheckpoint, len(b))
 	}
@@ -126,12 +161,17 @@ type dueCheckpoint struct {
 	rekey *chainpb.ContractRekey
 }
 
+// checkpointOf is an instance's state as a checkpoint holds it.
+func checkpointOf(run *running, c *contractState) checkpointState {
+	return checkpointState{Inputs: c.Inputs, Sent: c.Sent, Pairs: run.store.Pairs(), Outgoing: slices.Clone(c.Outgoing)}
+}
+
 // noteCheckpoint records the instance's state after block height as due.
 // A later due checkpoint in the same sync batch replaces it: a miner
 // catching up sends one checkpoint per batch, not one per boundary it
 // crosses (older ones would be superseded before they land).
 func (r *Runtime) noteCheckpoint(run *running, c *contractState, height int64) {
-	run.due = &dueCheckpoint{height: height, state: checkpointState{Inputs: c.Inputs, Sent: c.Sent, Pairs: run.store.Pairs()}, key: c.Key, epoch: c.KeyEpoch}
+	run.due = &dueCheckpoint{height: height, state: checkpointOf(run, c), key: c.Key, epoch: c.KeyEpoch}
 }
 
 // flushCheckpoints seals and sends the checkpoints noted in this batch.
@@ -143,7 +183,7 @@ func (r *Runtime) flushCheckpoints() error {
 		d := run.due
 		run.due = nil
 		if c := r.st.Contracts[k]; c != nil && d.key != nil && c.Mine {
-			if err := r.sendCheckpoint(run.id, c, d); err != nil {
+			if err := r.sendCheckpoint(run.id, d); err != nil {
 				return err
 			}
 		}
@@ -153,7 +193,7 @@ func (r *Runtime) flushCheckpoints() error {
 
 // sendCheckpoint seals an instance's state after block d.height and sends
 // it in chunks as this worker's messages.
-func (r *Runtime) sendCheckpoint(id crypto.ContractID, c *contractState, d *dueCheckpoint) error {
+func (r *Runtime) sendCheckpoint(id crypto.ContractID, d *dueCheckpoint) error {
 	height, root := d.height, vm.NewMemStoreFrom(d.state.Pairs).Root()
 	plain := encodeCheckpoint(d.state)
 	sealed, err := crypto.SealCheckpoint(d.key, crypto.CheckpointAD(r.chainID, id, height, d.state.Inputs, root[:]), plain)

@@ -84,11 +84,9 @@ type contractState struct {
 	// key rotation holds the instance's inputs (inbox.Receiver).
 	KeyEpoch uint64 `json:"key_epoch,omitempty"`
 	Rekeying bool   `json:"rekeying,omitempty"`
-	// RekeyEpoch: this miner is to rotate the key to this epoch at the
-	// end of the block (0: not). NextKey is the new k_c it sent, until
-	// the rotation ends.
-	RekeyEpoch uint64 `json:"rekey_epoch,omitempty"`
-	NextKey    []byte `json:"next_key,omitempty"`
+	// NextKey is the new k_c this miner made and sent to rotate the key
+	// (noteRekey), until the rotation ends.
+	NextKey []byte `json:"next_key,omitempty"`
 	// Outgoing are the instance's messages the chain has not accepted yet
 	// (sequence from Accepted on): a message refused because of its
 	// receiver's key rotation is sealed again and resent.
@@ -122,6 +120,9 @@ type running struct {
 	sessionHeight int64
 	// due is the checkpoint to send at the end of the sync batch.
 	due *dueCheckpoint
+	// rekey: this miner is to rotate the key to this epoch at the end of
+	// the block (onRekeyDue, then endBlock); 0: not.
+	rekey uint64
 }
 
 // contractView is a read-only snapshot of an instance for queries.
@@ -271,7 +272,9 @@ func (r *Runtime) publishView(blockTime time.Time) {
 				continue
 			}
 		}
-		v.contracts[run.id] = &contractView{code: run.code, key: c.Key, store: run.store.Clone(), root: run.store.Root(), broken: broken, pending: !c.Live}
+		// The view's own copy of k_c: erasing the instance's (a key
+		// rotation, a removal) must not change it under a query.
+		v.contracts[run.id] = &contractView{code: run.code, key: bytes.Clone(c.Key), store: run.store.Clone(), root: run.store.Root(), broken: broken, pending: !c.Live}
 		run.dirty = false
 	}
 	for k, c := range r.st.Contracts {
@@ -403,22 +406,66 @@ func (r *Runtime) sendContractKey(id crypto.ContractID, miners [][]byte) error {
 	}
 	ck := &chainpb.ContractKey{Contract: id.Bytes(), PublicKey: in.PublicKey(), WrappedKey: wrapped}
 	for _, m := range miners {
-		minerHPKE := r.st.WorkerKeys[hexKey(m)]
-		if minerHPKE == nil {
-			r.log.Warn("a contract's miner is unknown to this gatekeeper; not sealing its key to it", "contract", id.String(), "miner", hexKey(m))
-			continue
-		}
-		sealed, err := crypto.Seal(minerHPKE, crypto.ContractKeyInfo(r.chainID, id, m), kc)
+		sk, err := r.sealKeyTo(id, m, kc)
 		if err != nil {
-			r.log.Warn("cannot seal a contract key to its miner", "contract", id.String(), "err", err)
+			r.log.Warn("not sealing a contract key to its miner", "contract", id.String(), "miner", hexKey(m), "err", err)
 			continue
 		}
-		ck.Sealed = append(ck.Sealed, &chainpb.SealedKey{Recipient: m, Envelope: sealed})
+		ck.Sealed = append(ck.Sealed, sk)
 	}
 	if len(ck.Sealed) == 0 {
 		return nil
 	}
 	return r.send(&chainpb.WorkerMessage{Kind: &chainpb.WorkerMessage_ContractKey{ContractKey: ck}})
+}
+
+// sealKeyTo seals instance id's k_c to miner m's registered HPKE key (a
+// gatekeeper serving the key, or a miner rotating it).
+func (r *Runtime) sealKeyTo(id crypto.ContractID, m, kc []byte) (*chainpb.SealedKey, error) {
+	hk := r.st.WorkerKeys[hexKey(m)]
+	if hk == nil {
+		return nil, errors.New("the miner is not registered as far as this pRuntime knows")
+	}
+	env, err := crypto.Seal(hk, crypto.ContractKeyInfo(r.chainID, id, m), kc)
+	if err != nil {
+		return nil, err
+	}
+	return &chainpb.SealedKey{Recipient: m, Envelope: env}, nil
+}
+
+// sealedToMe is the envelope of keys sealed to this pRuntime (nil if none).
+func (r *Runtime) sealedToMe(keys []*chainpb.SealedKey) []byte {
+	for _, sk := range keys {
+		if r.isMe(sk.Recipient) {
+			return sk.Envelope
+		}
+	}
+	return nil
+}
+
+// openContractKey opens instance id's k_c sealed to this pRuntime and
+// checks it against the public key the chain published (checkContractKey).
+func (r *Runtime) openContractKey(id crypto.ContractID, sealed, pub []byte) ([]byte, *crypto.HPKEKey, error) {
+	kc, err := r.id.HPKE.Open(sealed, crypto.ContractKeyInfo(r.chainID, id, r.id.Public()))
+	if err != nil {
+		return nil, nil, fmt.Errorf("the contract key sealed to this worker does not open: %w", err)
+	}
+	in, err := checkContractKey(kc, pub)
+	if err != nil {
+		clear(kc)
+		return nil, nil, err
+	}
+	return kc, in, nil
+}
+
+// checkContractKey returns k_c's input key if its public key is pub, the
+// one the chain published.
+func checkContractKey(kc, pub []byte) (*crypto.HPKEKey, error) {
+	in, err := crypto.ContractInputKey(kc)
+	if err != nil || !bytes.Equal(in.PublicKey(), pub) {
+		return nil, errors.New("the contract key does not match the contract's published public key")
+	}
+	return in, nil
 }
 
 // onKeyed: a gatekeeper's copy of k_c reached miners. Every pRuntime
@@ -439,12 +486,7 @@ func (r *Runtime) onKeyed(ev *chainpb.WorkerEvent, kd *chainpb.ContractKeyed, t 
 	if !c.Mine || r.id == nil || c.Live {
 		return nil
 	}
-	var sealed []byte
-	for _, sk := range kd.Keys {
-		if r.isMe(sk.Recipient) {
-			sealed = sk.Envelope
-		}
-	}
+	sealed := r.sealedToMe(kd.Keys)
 	id, _ := crypto.ContractIDFromBytes(kd.Contract)
 	if sealed == nil {
 		if kd.Initial && c.Recovery == nil {
@@ -457,11 +499,8 @@ func (r *Runtime) onKeyed(ev *chainpb.WorkerEvent, kd *chainpb.ContractKeyed, t 
 		r.log.Warn("refused a contract key from a worker that is not a current gatekeeper", "contract", id.String(), "sender", hexKey(kd.Gatekeeper))
 		return nil
 	}
-	kc, err := r.id.HPKE.Open(sealed, crypto.ContractKeyInfo(r.chainID, id, r.id.Public()))
-	if err != nil {
-		c.Broken = fmt.Sprintf("the contract key sealed to this worker does not open: %v", err)
-	} else if in, err := crypto.ContractInputKey(kc); err != nil || !bytes.Equal(in.PublicKey(), kd.PublicKey) {
-		c.Broken = "the contract key does not match the contract's published public key"
+	if kc, in, err := r.openContractKey(id, sealed, kd.PublicKey); err != nil {
+		c.Broken = err.Error()
 	} else {
 		c.Key = kc
 		if run := r.running[k]; run != nil {
@@ -539,7 +578,7 @@ func (r *Runtime) dropInstance(k string, c *contractState) {
 	delete(r.running, k)
 	clear(c.Key)
 	clear(c.NextKey)
-	c.NextKey, c.Outgoing, c.RekeyEpoch = nil, nil, 0
+	c.NextKey, c.Outgoing = nil, nil
 	c.Mine, c.Live, c.Recovery, c.Key, c.State = false, false, nil, nil, nil
 	c.Inputs, c.Sent, c.LastInput, c.Broken = 0, 0, 0, ""
 }
@@ -658,16 +697,19 @@ func (r *Runtime) endBlock(height int64) error {
 	}
 	for k, run := range r.running {
 		c := r.st.Contracts[k]
-		if c != nil && c.RekeyEpoch != 0 {
+		switch {
+		case c == nil:
+		case run.rekey != 0:
 			if err := r.noteRekey(run, c, height); err != nil {
 				return err
 			}
-			continue
+		case c.Rekeying:
+			// No checkpoint under the old key while it rotates: the
+			// rotation's checkpoint covers the same inputs, and one noted
+			// later in a sync batch would replace it before it is sent.
+		case c.Mine && c.Live && c.Key != nil && c.Interval != 0 && height%int64(c.Interval) == 0 && c.LastInput > height-int64(c.Interval):
+			r.noteCheckpoint(run, c, height)
 		}
-		if c == nil || !c.Mine || !c.Live || c.Key == nil || c.Interval == 0 || height%int64(c.Interval) != 0 || c.LastInput <= height-int64(c.Interval) {
-			continue
-		}
-		r.noteCheckpoint(run, c, height)
 	}
 	return nil
 }
@@ -705,7 +747,7 @@ func (r *Runtime) sendMessages(from crypto.ContractID, c *contractState, msgs []
 		}
 		o := outgoing{Seq: seq, To: to.Bytes(), Payload: m.Payload}
 		c.Outgoing = append(c.Outgoing, o)
-		if err := r.sendOutgoing(from, o); err != nil {
+		if _, err := r.sendOutgoing(from, o); err != nil {
 			return err
 		}
 	}
@@ -714,18 +756,18 @@ func (r *Runtime) sendMessages(from crypto.ContractID, c *contractState, msgs []
 
 // sendOutgoing seals a message to its receiver's current key and sends it
 // as this worker's signed message. While the receiver's key rotates it
-// waits (resendOutgoing sends it after).
-func (r *Runtime) sendOutgoing(from crypto.ContractID, o outgoing) error {
+// waits, unsent (resendTo sends it when the rotation ends).
+func (r *Runtime) sendOutgoing(from crypto.ContractID, o outgoing) (sent bool, err error) {
 	rc := r.st.Contracts[hexKey(o.To)]
 	if rc == nil || rc.Rekeying {
-		return nil
+		return false, nil
 	}
 	to, _ := crypto.ContractIDFromBytes(o.To)
 	env, err := crypto.Seal(rc.PublicKey, crypto.MessageInfo(r.chainID, from, to), o.Payload)
 	if err != nil {
-		return err
+		return false, err
 	}
-	return r.send(&chainpb.WorkerMessage{Kind: &chainpb.WorkerMessage_ContractMessage{ContractMessage: &chainpb.ContractMessage{
+	return true, r.send(&chainpb.WorkerMessage{Kind: &chainpb.WorkerMessage_ContractMessage{ContractMessage: &chainpb.ContractMessage{
 		From: from.Bytes(), To: o.To, Envelope: env, GasLimit: MessageGas, Sequence: o.Seq, KeyEpoch: rc.KeyEpoch,
 	}}})
 }

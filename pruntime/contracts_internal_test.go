@@ -57,25 +57,7 @@ func TestMinerRunsContract(t *testing.T) {
 	}
 	me := r.Info().SigningKey
 	gk, other := ed25519.PublicKey(make([]byte, 32)), ed25519.PublicKey(append(make([]byte, 31), 1))
-	apply := func(h int64, evs ...*chainpb.WorkerEvent) {
-		t.Helper()
-		for i, ev := range evs {
-			ev.Height, ev.Index = h, uint32(i)
-			if err := r.apply(ev, time.Unix(1_800_000_000+h, 0)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := r.endBlock(h); err != nil {
-			t.Fatal(err)
-		}
-		if err := r.flushCheckpoints(); err != nil {
-			t.Fatal(err)
-		}
-		if err := r.persist(); err != nil {
-			t.Fatal(err)
-		}
-		r.publishView(time.Unix(1_800_000_000+h, 0))
-	}
+	apply := func(h int64, evs ...*chainpb.WorkerEvent) { t.Helper(); syncBatch(t, r, h, evs) }
 	apply(1, registered(me, nil), &chainpb.WorkerEvent{Kind: &chainpb.WorkerEvent_Launched{Launched: &chainpb.Launched{Gatekeepers: [][]byte{gk}}}})
 
 	alice := ed25519.NewKeyFromSeed(make([]byte, 32))
@@ -256,4 +238,30 @@ func sentCheckpoint(t *testing.T, r *Runtime, id crypto.ContractID) (*chainpb.Ch
 		t.Fatal("no checkpoint sent")
 	}
 	return cp, sealed
+}
+
+// syncBatch applies blocks h, h+1, ... (one list of events each) to r as
+// one sync batch does: each block's events and end, then the batch's
+// checkpoints, the sealed state and the query view.
+func syncBatch(t *testing.T, r *Runtime, h int64, blocks ...[]*chainpb.WorkerEvent) {
+	t.Helper()
+	for b, evs := range blocks {
+		height := h + int64(b)
+		for i, ev := range evs {
+			ev.Height, ev.Index = height, uint32(i)
+			if err := r.apply(ev, time.Unix(1_800_000_000+height, 0)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := r.endBlock(height); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.flushCheckpoints(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.persist(); err != nil {
+		t.Fatal(err)
+	}
+	r.publishView(time.Unix(1_800_000_000+h, 0))
 }

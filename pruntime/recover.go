@@ -149,6 +149,9 @@ func (r *Runtime) recover(id crypto.ContractID, k string, c *contractState, req 
 			}
 		}
 		c.Inputs, c.Sent, c.State = load.Inputs, load.Sent, load.Pairs
+		// The messages the checkpoint's miner kept for the chain (what
+		// this miner kept of an earlier attempt the replay makes again).
+		c.Outgoing = slices.DeleteFunc(load.Outgoing, func(o outgoing) bool { return o.Seq < c.Accepted })
 		c.LastInput = 0
 		if rec.Checkpoint != nil {
 			c.LastInput = rec.Checkpoint.Height
@@ -158,6 +161,9 @@ func (r *Runtime) recover(id crypto.ContractID, k string, c *contractState, req 
 		}
 		c.Recovery.Loaded = true
 		r.log.Info("loaded a contract's checkpoint", "contract", id.String(), "inputs", load.Inputs, "pairs", len(load.Pairs))
+		if err := r.resendOutgoing(k, c); err != nil {
+			return nil, err
+		}
 	}
 	run := r.running[k]
 	for i, ev := range inputs {

@@ -3,7 +3,9 @@ package pruntime
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/phala-go/phala/crypto"
 	"github.com/phala-go/phala/proto/chainpb"
@@ -18,28 +20,30 @@ import (
 
 // onRekeyDue: the chain holds the instance's inputs for a key rotation.
 func (r *Runtime) onRekeyDue(e *chainpb.ContractRekeyDue) error {
-	c := r.st.Contracts[hexKey(e.Contract)]
+	k := hexKey(e.Contract)
+	c := r.st.Contracts[k]
 	if c == nil {
 		return nil
 	}
 	c.Rekeying = true
-	if r.id == nil || !r.isMe(e.Miner) || !c.Mine || !c.Live || c.Key == nil || c.Broken != "" {
+	run := r.running[k]
+	if run == nil || !r.isMe(e.Miner) || !c.Mine || !c.Live || c.Key == nil || c.Broken != "" {
 		return nil
 	}
 	if c.Inputs != e.Inputs {
-		r.log.Warn("asked to rotate a contract key at another input than this miner's", "contract", hexKey(e.Contract), "chain", e.Inputs, "here", c.Inputs)
+		r.log.Warn("asked to rotate a contract key at another input than this miner's", "contract", k, "chain", e.Inputs, "here", c.Inputs)
 		return nil
 	}
-	// endBlock sends it, once the block is over.
-	c.RekeyEpoch = e.Epoch
+	// endBlock notes it, once the block is over.
+	run.rekey = e.Epoch
 	return nil
 }
 
 // noteRekey makes the new k_c and notes the state after block height,
 // sealed under it, as the checkpoint to send with it.
 func (r *Runtime) noteRekey(run *running, c *contractState, height int64) error {
-	epoch := c.RekeyEpoch
-	c.RekeyEpoch = 0
+	epoch := run.rekey
+	run.rekey = 0
 	if r.st.RootHPKE == nil {
 		r.log.Warn("cannot rotate a contract key: the root key's encryption key is unknown here", "contract", run.id.String())
 		return nil
@@ -60,22 +64,17 @@ func (r *Runtime) noteRekey(run *running, c *contractState, height int64) error 
 		if r.isMe(m) {
 			continue
 		}
-		hk := r.st.WorkerKeys[hexKey(m)]
-		if hk == nil {
-			r.log.Warn("cannot rotate a contract key: a co-miner is unknown here", "contract", run.id.String(), "miner", hexKey(m))
-			return nil
-		}
-		env, err := crypto.Seal(hk, crypto.ContractKeyInfo(r.chainID, run.id, m), kc)
+		sk, err := r.sealKeyTo(run.id, m, kc)
 		if err != nil {
-			r.log.Warn("cannot seal a rotated contract key to a co-miner", "contract", run.id.String(), "err", err)
+			// The chain takes the key only sealed to every other miner.
+			r.log.Warn("cannot rotate a contract key: not sealing it to a co-miner", "contract", run.id.String(), "miner", hexKey(m), "err", err)
 			return nil
 		}
-		rk.Sealed = append(rk.Sealed, &chainpb.SealedKey{Recipient: m, Envelope: env})
+		rk.Sealed = append(rk.Sealed, sk)
 	}
 	clear(c.NextKey)
 	c.NextKey = kc
-	run.due = &dueCheckpoint{height: height, state: checkpointState{Inputs: c.Inputs, Sent: c.Sent, Pairs: run.store.Pairs()},
-		key: kc, epoch: epoch, rekey: rk}
+	run.due = &dueCheckpoint{height: height, state: checkpointOf(run, c), key: kc, epoch: epoch, rekey: rk}
 	r.log.Info("rotating a contract key", "contract", run.id.String(), "epoch", epoch, "height", height)
 	return nil
 }
@@ -89,24 +88,24 @@ func (r *Runtime) onRekeyed(e *chainpb.ContractRekeyed) error {
 	if c == nil {
 		return nil
 	}
-	c.Rekeying, c.RekeyEpoch = false, 0
+	c.Rekeying = false
 	next := c.NextKey
 	c.NextKey = nil
 	if e.Ok {
 		c.KeyEpoch, c.PublicKey, c.Wrapped = e.Epoch, e.PublicKey, e.WrappedKey
-		if err := r.switchKey(k, c, e, next); err != nil {
-			return err
-		}
+		r.switchKey(k, c, e, next)
 	}
 	clear(next)
-	return r.resendAll()
+	return r.resendTo(e.Contract)
 }
 
 // switchKey replaces a miner's k_c with the rotated one (its own, or the
-// copy sealed to it) and erases the old one.
-func (r *Runtime) switchKey(k string, c *contractState, e *chainpb.ContractRekeyed, mine []byte) error {
+// copy sealed to it) and erases the old one. A miner still taking the
+// instance over switches too: the checkpoint it recovers from is now the
+// rotation's, sealed under the new key.
+func (r *Runtime) switchKey(k string, c *contractState, e *chainpb.ContractRekeyed, mine []byte) {
 	if !c.Mine || r.id == nil {
-		return nil
+		return
 	}
 	run := r.running[k]
 	if run != nil {
@@ -115,55 +114,41 @@ func (r *Runtime) switchKey(k string, c *contractState, e *chainpb.ContractRekey
 	}
 	id, _ := crypto.ContractIDFromBytes(e.Contract)
 	var kc []byte
-	if r.isMe(e.Miner) {
+	var in *crypto.HPKEKey
+	var err error
+	switch sealed := r.sealedToMe(e.Keys); {
+	case r.isMe(e.Miner):
 		kc = bytes.Clone(mine)
-	} else {
-		for _, sk := range e.Keys {
-			if r.isMe(sk.Recipient) {
-				var err error
-				if kc, err = r.id.HPKE.Open(sk.Envelope, crypto.ContractKeyInfo(r.chainID, id, r.id.Public())); err != nil {
-					kc = nil
-				}
-			}
+		if in, err = checkContractKey(kc, e.PublicKey); err != nil {
+			clear(kc)
+			kc = nil
 		}
+	case sealed == nil:
+		err = errors.New("no copy of it was sealed to this miner")
+	default:
+		kc, in, err = r.openContractKey(id, sealed, e.PublicKey)
 	}
-	in, err := inputKeyFor(kc, e.PublicKey)
-	old := c.Key
+	clear(c.Key)
 	c.Key = kc
-	clear(old)
 	if err != nil {
-		c.Key = nil
 		c.Broken = fmt.Sprintf("the rotated contract key did not reach this miner: %v", err)
 		r.log.Warn("a rotated contract key did not reach this miner", "contract", id.String(), "err", err)
-		return nil
+		return
 	}
 	if run != nil {
 		run.input = in
 	}
 	r.log.Info("contract key rotated; the old key erased", "contract", id.String(), "epoch", e.Epoch)
-	return nil
 }
 
-// inputKeyFor checks kc against the public key the chain published.
-func inputKeyFor(kc, pub []byte) (*crypto.HPKEKey, error) {
-	if kc == nil {
-		return nil, fmt.Errorf("no copy of it opens here")
-	}
-	in, err := crypto.ContractInputKey(kc)
-	if err != nil {
-		return nil, err
-	}
-	if !bytes.Equal(in.PublicKey(), pub) {
-		return nil, fmt.Errorf("it does not match the published public key")
-	}
-	return in, nil
-}
-
-// resendAll resends the messages the chain has not accepted from every
-// instance this pRuntime runs live.
-func (r *Runtime) resendAll() error {
-	for k, c := range r.st.Contracts {
-		if len(c.Outgoing) > 0 {
+// resendTo resends the messages the chain has not accepted from every
+// instance this pRuntime runs that has one to instance to, whose key
+// rotation just ended: the chain refused them (or the rest behind them)
+// while it ran, or they waited for it.
+func (r *Runtime) resendTo(to []byte) error {
+	for k := range r.running {
+		c := r.st.Contracts[k]
+		if slices.ContainsFunc(c.Outgoing, func(o outgoing) bool { return bytes.Equal(o.To, to) }) {
 			if err := r.resendOutgoing(k, c); err != nil {
 				return err
 			}
@@ -173,17 +158,16 @@ func (r *Runtime) resendAll() error {
 }
 
 // resendOutgoing seals instance k's unaccepted messages again to their
-// receivers' current keys and sends them, in sequence order.
+// receivers' current keys and sends them, in sequence order, up to the
+// first whose receiver's key is rotating (the rest would skip ahead of
+// it).
 func (r *Runtime) resendOutgoing(k string, c *contractState) error {
-	if c == nil || !c.Mine || !c.Live {
+	if c == nil || !c.Mine {
 		return nil
 	}
 	from := idOf(k)
 	for _, o := range c.Outgoing {
-		if rc := r.st.Contracts[hexKey(o.To)]; rc == nil || rc.Rekeying {
-			return nil // the rest would skip ahead of it
-		}
-		if err := r.sendOutgoing(from, o); err != nil {
+		if sent, err := r.sendOutgoing(from, o); err != nil || !sent {
 			return err
 		}
 	}

@@ -270,13 +270,14 @@ func (r *Runtime) reencrypt(rt *rotation) error {
 		r.log.Warn("this pRuntime knows another number of stored contract keys than the chain", "have", len(ids), "chain", rt.KeysExpected)
 	}
 	pub := crypto.RootPublicKey(rt.NextRootKey)
+	keys := crypto.NewKeyUnwrapper(r.st.RootKey) // derives the root encryption key once
 	parts := max(1, (len(ids)+crypto.RotationStateKeys-1)/crypto.RotationStateKeys)
 	for p := range parts {
 		st := &chainpb.RotationState{Era: rt.Era, Attempt: rt.Attempt, RootPublicKey: pub, Part: uint32(p), Parts: uint32(parts)}
 		for _, k := range ids[p*crypto.RotationStateKeys : min(len(ids), (p+1)*crypto.RotationStateKeys)] {
 			c := r.st.Contracts[k]
 			id := idOf(k)
-			kc, err := crypto.UnwrapContractKey(r.st.RootKey, r.chainID, id, c.Wrapped)
+			kc, err := keys.Unwrap(r.chainID, id, c.Wrapped)
 			if err != nil {
 				return fmt.Errorf("re-encrypt contract %s for the rotation: %w", id, err)
 			}
@@ -309,6 +310,7 @@ func (r *Runtime) confirmRotation(rt *rotation) error {
 		r.log.Warn("the rotation's announced root keys disagree; not confirming", "era", rt.Era)
 		return nil
 	}
+	keys := crypto.NewKeyUnwrapper(rt.NextRootKey)
 	for k, w := range rt.State {
 		c := r.st.Contracts[k]
 		id := idOf(k)
@@ -316,7 +318,7 @@ func (r *Runtime) confirmRotation(rt *rotation) error {
 			r.log.Warn("the re-encrypted state names an unknown contract; not confirming", "contract", k)
 			return nil
 		}
-		kc, err := crypto.UnwrapContractKey(rt.NextRootKey, r.chainID, id, w)
+		kc, err := keys.Unwrap(r.chainID, id, w)
 		if err != nil {
 			r.log.Warn("a re-encrypted contract key does not open; not confirming", "contract", id.String(), "err", err)
 			return nil

@@ -16,8 +16,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/phala-go/phala/bench"
@@ -39,17 +37,12 @@ func main() {
 	flag.StringVar(&c.Dir, "dir", "", "directory for the devnets (default: a temporary directory, removed after)")
 	flag.Parse()
 	c.Interval = *interval
-	for _, s := range strings.Split(*histories, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n <= 0 {
-			fmt.Fprintf(os.Stderr, "recoverybench: -history: %q is not a positive number\n", s)
-			os.Exit(2)
-		}
-		c.Histories = append(c.Histories, n)
+	var err error
+	if c.Histories, err = bench.ParseCounts(*histories); err != nil {
+		fmt.Fprintln(os.Stderr, "recoverybench: -history:", err)
+		os.Exit(2)
 	}
-	c.Log = func(f string, a ...any) {
-		fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05.000 ")+f+"\n", a...)
-	}
+	c.Log = bench.StderrLog
 	start := time.Now()
 	rep, err := bench.RunRecovery(context.Background(), c)
 	c.Log("done in %s", time.Since(start).Round(time.Second))

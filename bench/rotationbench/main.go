@@ -15,8 +15,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/phala-go/phala/bench"
@@ -34,17 +32,12 @@ func main() {
 	flag.IntVar(&c.BasePort, "base-port", 30300, "the first devnet's first port (each next one 100 higher)")
 	flag.StringVar(&c.Dir, "dir", "", "directory for the devnets (default: a temporary directory, removed after)")
 	flag.Parse()
-	for _, s := range strings.Split(*gks, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n <= 0 {
-			fmt.Fprintf(os.Stderr, "rotationbench: -gatekeepers: %q is not a positive number\n", s)
-			os.Exit(2)
-		}
-		c.Gatekeepers = append(c.Gatekeepers, n)
+	var err error
+	if c.Gatekeepers, err = bench.ParseCounts(*gks); err != nil {
+		fmt.Fprintln(os.Stderr, "rotationbench: -gatekeepers:", err)
+		os.Exit(2)
 	}
-	c.Log = func(f string, a ...any) {
-		fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05.000 ")+f+"\n", a...)
-	}
+	c.Log = bench.StderrLog
 	start := time.Now()
 	rep, err := bench.RunRotation(context.Background(), c)
 	c.Log("done in %s", time.Since(start).Round(time.Second))

@@ -88,8 +88,9 @@ func checkChunk(c *chainpb.Contract, cp *chainpb.ContractCheckpoint, height int6
 //
 // A checkpoint whose first chunk carries a ContractRekey is a contract key
 // rotation (see rekey.go): sealed under the new key, it takes effect with
-// the key when its last chunk arrives, or not at all.
-func HandleCheckpoint(kv store.KV, log *mq.Log, worker []byte, cp *chainpb.ContractCheckpoint, h Hooks) (note string, err error) {
+// the key when its last chunk arrives, or not at all. A first chunk
+// refused for its key leaves the miner's checkpoint in progress as it was.
+func HandleCheckpoint(kv store.KV, log *mq.Log, worker []byte, cp *chainpb.ContractCheckpoint) (note string, err error) {
 	c, err := Get(kv, cp.Contract)
 	if errors.Is(err, ErrUnknownContract) {
 		return "checkpoint of an unknown contract", nil
@@ -110,14 +111,14 @@ func HandleCheckpoint(kv store.KV, log *mq.Log, worker []byte, cp *chainpb.Contr
 		return "", err
 	}
 	if cp.Index == 0 {
+		p = &chainpb.Checkpoint{Height: cp.Height, Inputs: cp.Inputs, StateRoot: cp.StateRoot, Chunks: cp.Chunks, Size: cp.Size, Miner: worker,
+			KeyEpoch: cp.KeyEpoch, Rekey: cp.Rekey}
+		if n := checkEpoch(c, p); n != "" {
+			return n, nil
+		}
 		if err := dropPending(kv, c.Id, worker); err != nil {
 			return "", err
 		}
-		if n := checkEpoch(c, cp); n != "" {
-			return n, nil
-		}
-		p = &chainpb.Checkpoint{Height: cp.Height, Inputs: cp.Inputs, StateRoot: cp.StateRoot, Chunks: cp.Chunks, Size: cp.Size, Miner: worker,
-			KeyEpoch: cp.KeyEpoch, Rekey: cp.Rekey}
 	} else if p == nil || p.Height != cp.Height || p.Inputs != cp.Inputs || !bytes.Equal(p.StateRoot, cp.StateRoot) ||
 		p.Chunks != cp.Chunks || p.Size != cp.Size || p.Received != cp.Index || p.KeyEpoch != cp.KeyEpoch || cp.Rekey != nil {
 		return "checkpoint chunk out of order or of another checkpoint", nil
@@ -129,23 +130,25 @@ func HandleCheckpoint(kv store.KV, log *mq.Log, worker []byte, cp *chainpb.Contr
 	if p.Received < p.Chunks {
 		return "", setProto(kv, pendingKey(c.Id, worker), p)
 	}
-	return complete(kv, log, c, p, h)
+	return complete(kv, log, c, p)
 }
 
-// checkEpoch checks a checkpoint's first chunk names the key it may be
-// sealed under: the current one, or for a key rotation the next.
-func checkEpoch(c *chainpb.Contract, cp *chainpb.ContractCheckpoint) string {
-	if cp.Rekey == nil {
-		if cp.KeyEpoch != c.KeyEpoch {
-			return "checkpoint not sealed under the contract's current key"
-		}
-		return ""
+// checkEpoch checks the key checkpoint p is sealed under: the contract's
+// current one, or for a key rotation the next (checkRekey). It runs on
+// the first chunk and again on the last: the key may have changed, or a
+// rotation ended, meanwhile.
+func checkEpoch(c *chainpb.Contract, p *chainpb.Checkpoint) string {
+	if p.Rekey != nil {
+		return checkRekey(c, p)
 	}
-	return checkRekey(c, cp.Rekey, cp.KeyEpoch)
+	if p.KeyEpoch != c.KeyEpoch {
+		return "checkpoint not sealed under the contract's current key"
+	}
+	return ""
 }
 
 // complete handles a miner's checkpoint whose chunks have all arrived.
-func complete(kv store.KV, log *mq.Log, c *chainpb.Contract, p *chainpb.Checkpoint, h Hooks) (note string, err error) {
+func complete(kv store.KV, log *mq.Log, c *chainpb.Contract, p *chainpb.Checkpoint) (note string, err error) {
 	id, worker := c.Id, p.Miner
 	chunks := make([][]byte, p.Chunks)
 	var size uint64
@@ -163,17 +166,12 @@ func complete(kv store.KV, log *mq.Log, c *chainpb.Contract, p *chainpb.Checkpoi
 	if size != p.Size {
 		return "checkpoint chunks do not add up to its size", nil
 	}
-	if p.KeyEpoch != c.KeyEpoch && p.Rekey == nil {
-		return "checkpoint not sealed under the contract's current key", nil
+	if n := checkEpoch(c, p); n != "" {
+		return n, nil
 	}
 	st := c.Checkpoint
 	rekey := p.Rekey
-	if rekey != nil {
-		if note, err := rekeyReady(c, p, h); note != "" || err != nil {
-			return note, err
-		}
-		p.Rekey = nil
-	}
+	p.Rekey = nil
 	switch {
 	case rekey != nil && st != nil && p.Height == st.Height && !bytes.Equal(p.StateRoot, st.StateRoot):
 		return recordDiscrepancy(kv, log, c, p)

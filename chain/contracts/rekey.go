@@ -2,6 +2,7 @@ package contracts
 
 import (
 	"bytes"
+	"slices"
 
 	"github.com/phala-go/phala/chain/mq"
 	"github.com/phala-go/phala/chain/store"
@@ -29,68 +30,54 @@ import (
 //     more, and the miners erase it. Inputs resume under the new key.
 //
 // If the checkpoint does not land within RekeyHoldBlocks, or a root key
-// rotation starts, or the miners change, the rotation is called off: the
-// old key stays and inputs resume under it.
+// rotation starts, or the miners change (a reassignment, a miner's identity
+// renewal), the rotation is called off: the old key stays and inputs
+// resume under it.
+//
+// No contract key rotation runs during a root key rotation: one starts
+// only outside it, and the block's end that starts a root key rotation
+// (gatekeeper.EndBlock, which runs before contracts.EndBlock) calls every
+// contract key rotation off (endRekeys). So the wrapped key a rotation
+// stores is never one the root key rotation has already re-encrypted.
 
-// checkRekey checks a ContractRekey on a checkpoint's first chunk against
-// the rotation in progress.
-func checkRekey(c *chainpb.Contract, rk *chainpb.ContractRekey, epoch uint64) string {
+// checkRekey checks a key rotation checkpoint p against the rotation in
+// progress, on its first chunk and again when its last lands (the
+// rotation may have been called off, or another begun, meanwhile).
+// Nothing it checks changes while one rotation runs (its inputs are held;
+// a change of miners calls it off), so a misfit keeps no chunk.
+func checkRekey(c *chainpb.Contract, p *chainpb.Checkpoint) string {
+	rk := p.Rekey
 	switch {
 	case c.Rekey == nil:
 		return "key rotation checkpoint for a contract whose key is not rotating"
-	case rk.Epoch != c.Rekey.Epoch || epoch != c.Rekey.Epoch:
+	case rk.Epoch != c.Rekey.Epoch || p.KeyEpoch != c.Rekey.Epoch:
 		return "key rotation checkpoint for another key epoch"
+	case !bytes.Equal(p.Miner, c.Rekey.Miner):
+		return "key rotation checkpoint from a miner not named to rotate the key"
+	case p.Inputs != c.Inputs:
+		return "key rotation checkpoint does not cover every input sealed to the old key"
+	case p.Height < c.Rekey.Started:
+		// Taken for an earlier rotation to the same epoch, called off.
+		return "key rotation checkpoint taken before the rotation started"
 	}
-	if _, err := crypto.ParseHPKEPublicKey(rk.PublicKey); err != nil || len(rk.PublicKey) > maxKeyBytes {
+	if _, err := crypto.ParseHPKEPublicKey(rk.PublicKey); err != nil {
 		return "key rotation with an unusable public key"
 	}
-	if len(rk.WrappedKey) == 0 || len(rk.WrappedKey) > maxKeyBytes || crypto.IsKeyWrap(rk.WrappedKey) || !inbox.ValidEnvelope(rk.WrappedKey) {
+	if len(rk.WrappedKey) > maxKeyBytes || crypto.IsKeyWrap(rk.WrappedKey) || !inbox.ValidEnvelope(rk.WrappedKey) {
 		return "key rotation without the new key sealed to the root key"
 	}
-	if len(rk.Sealed) > MaxMiners {
-		return "key rotation with too many sealed copies"
+	if slices.ContainsFunc(rk.Sealed, func(sk *chainpb.SealedKey) bool { return len(sk.Envelope) == 0 || len(sk.Envelope) > maxKeyBytes }) {
+		return "key rotation with a malformed sealed copy"
 	}
-	for _, sk := range rk.Sealed {
-		if len(sk.Envelope) == 0 || len(sk.Envelope) > maxKeyBytes {
-			return "key rotation with a malformed sealed copy"
-		}
+	others := slices.DeleteFunc(slices.Clone(c.Miners), func(m []byte) bool { return bytes.Equal(m, p.Miner) })
+	if !sameSealed(rk.Sealed, others) {
+		return "key rotation must seal the new key to exactly the contract's other miners"
 	}
 	return ""
 }
 
-// maxKeyBytes bounds a public key or a sealed key in a key rotation.
+// maxKeyBytes bounds a sealed key in a key rotation.
 const maxKeyBytes = 4096
-
-// rekeyReady checks a complete key rotation checkpoint can take effect.
-func rekeyReady(c *chainpb.Contract, p *chainpb.Checkpoint, h Hooks) (string, error) {
-	if n := checkRekey(c, p.Rekey, p.KeyEpoch); n != "" {
-		return n, nil
-	}
-	if rotating, err := h.Rotating(); err != nil {
-		return "", err
-	} else if rotating {
-		return "key rotation checkpoint during a root key rotation", nil
-	}
-	var others [][]byte
-	for _, m := range c.Miners {
-		if !bytes.Equal(m, p.Miner) {
-			others = append(others, m)
-		}
-	}
-	switch {
-	case !bytes.Equal(p.Miner, c.Rekey.Miner):
-		return "key rotation checkpoint from a miner not named to rotate the key", nil
-	case p.Inputs != c.Inputs || p.Inputs != c.Rekey.Inputs:
-		return "key rotation checkpoint does not cover every input sealed to the old key", nil
-	case p.Height < c.Rekey.Started:
-		return "key rotation checkpoint taken before the rotation started", nil
-	case c.Checkpoint != nil && p.Height < c.Checkpoint.Height:
-		return "key rotation checkpoint older than the stored one", nil
-	case !sameSealed(p.Rekey.Sealed, others):
-		return "key rotation must seal the new key to exactly the contract's other miners", nil
-	}
-	return "", nil
-}
 
 // sameSealed: keys are sealed to exactly the workers ws, once each.
 func sameSealed(keys []*chainpb.SealedKey, ws [][]byte) bool {
@@ -98,24 +85,16 @@ func sameSealed(keys []*chainpb.SealedKey, ws [][]byte) bool {
 		return false
 	}
 	for i, k := range keys {
-		if !inbox.IsMiner(ws, k.Recipient) || slicesContain(keys[:i], k.Recipient) {
+		seen := func(o *chainpb.SealedKey) bool { return bytes.Equal(o.Recipient, k.Recipient) }
+		if !inbox.IsMiner(ws, k.Recipient) || slices.ContainsFunc(keys[:i], seen) {
 			return false
 		}
 	}
 	return true
 }
 
-func slicesContain(keys []*chainpb.SealedKey, w []byte) bool {
-	for _, k := range keys {
-		if bytes.Equal(k.Recipient, w) {
-			return true
-		}
-	}
-	return false
-}
-
 // rekeyed makes the new key current (its checkpoint is stored) and
-// announces it. The caller checked it with rekeyReady.
+// announces it. The caller checked it with checkRekey.
 func rekeyed(kv store.KV, log *mq.Log, c *chainpb.Contract, rk *chainpb.ContractRekey) error {
 	miner := c.Rekey.Miner
 	c.KeyEpoch, c.PublicKey, c.WrappedKey, c.KeySince = rk.Epoch, rk.PublicKey, rk.WrappedKey, log.Height()

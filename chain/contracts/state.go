@@ -29,16 +29,13 @@ func codeKey(hash []byte) []byte   { return inbox.CodeKey(hash) }
 // indexKey lists every instance id, in deployment order.
 var indexKey = []byte("contracts/index")
 
-// InitGenesis stores the parameters.
+// InitGenesis stores the parameters (at genesis, and when a param_change
+// referendum for module "contracts" passes).
 func InitGenesis(kv store.KV, p Params) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	b, err := json.Marshal(p)
-	if err != nil {
-		return err
-	}
-	return kv.Set(paramsKey, b)
+	return store.SetJSON(kv, paramsKey, p)
 }
 
 // LoadParams reads the parameters.
@@ -282,10 +279,10 @@ func Command(kv store.KV, log *mq.Log, sender crypto.Address, nonce uint64, m *c
 		return ErrNotKeyed.Wrapf("contract %s was deployed at block %d and the gatekeepers have not published its key yet; retry in a few blocks", idString(c.Id), c.DeployedHeight)
 	}
 	if c.Rekey != nil {
-		return ErrRekeying.Wrapf("contract %s is rotating its key (until block %d at the latest); seal the command to its new public key and send it again then", idString(c.Id), c.Rekey.Deadline)
+		return ErrRekeying.Wrapf("contract %s is rotating its key (until block %d at the latest); then read its public key again (a new one if the rotation completed) and send the command sealed to it", idString(c.Id), c.Rekey.Deadline)
 	}
 	if m.KeyEpoch != c.KeyEpoch {
-		return ErrStaleKey.Wrapf("the command is sealed to key epoch %d; contract %s has used epoch %d since block %d: read its public key again and seal the command to it", m.KeyEpoch, idString(c.Id), c.KeyEpoch, c.KeySince)
+		return ErrStaleKey.Wrapf("the command is sealed to key epoch %d; contract %s's current key is epoch %d: read its public key again and seal the command to it", m.KeyEpoch, idString(c.Id), c.KeyEpoch)
 	}
 	if m.GasLimit > p.MaxGas {
 		return ErrGasLimit.Wrapf("gas limit %d is over the chain's %d", m.GasLimit, p.MaxGas)
@@ -431,8 +428,9 @@ func List(r store.Reader) ([]*chainpb.Contract, error) {
 
 // Renew passes the instances a renewed worker runs to its successor: the
 // successor's pRuntime is the same enclave, holding the same keys and
-// state, and sends the instances' messages from now on.
-func Renew(kv store.KV, old, successor []byte) error {
+// state, and sends the instances' messages from now on. A key rotation in
+// progress on one of them is called off (the next names the successor).
+func Renew(kv store.KV, log *mq.Log, old, successor []byte) error {
 	all, err := List(kv)
 	if err != nil {
 		return err
@@ -449,6 +447,12 @@ func Renew(kv store.KV, old, successor []byte) error {
 		if changed {
 			if err := dropPending(kv, c.Id, old); err != nil {
 				return err
+			}
+			if c.Rekey != nil {
+				// The rotation names, or seals the new key to, the old identity.
+				if err := callOff(log, c, "a miner of the contract renewed its identity"); err != nil {
+					return err
+				}
 			}
 			if err := put(kv, c); err != nil {
 				return err

@@ -358,16 +358,10 @@ func Seated(r store.Reader, worker []byte) (bool, error) {
 	return hasGatekeeper(es.Gatekeepers, worker), nil
 }
 
-// validHPKEKey: a root encryption key the chain passes on must parse, so
-// miners never seal a contract key to garbage.
+// validHPKEKey: a root encryption key the chain passes on must parse (of
+// the default suite, at its exact size), so miners never seal a contract
+// key to garbage.
 func validHPKEKey(b []byte) bool {
-	if len(b) == 0 || len(b) > maxHPKEKeyBytes {
-		return false
-	}
 	_, err := crypto.ParseHPKEPublicKey(b)
 	return err == nil
 }
-
-// maxHPKEKeyBytes bounds an encoded HPKE public key (ML-KEM-768+X25519 is
-// 1,218 bytes).
-const maxHPKEKeyBytes = 4096

@@ -26,10 +26,10 @@ var (
 	ErrAlreadyRegistered = errs.Register(Codespace, 10, "identity already registered")
 	ErrReportReused      = errs.Register(Codespace, 11, "attestation report already used")
 	ErrTEEStatus         = errs.Register(Codespace, 12, "TEE status is not OK")
-	// ErrNotGovernance is retired: the allowlist changes by referendum
+	// Code 13 is retired: the allowlist changes by referendum
 	// (chain/governance), not by a privileged account. Kept registered so
 	// the code is never given another meaning.
-	ErrNotGovernance = errs.Register(Codespace, 13, "signer is not the governance account")
+	_                = errs.Register(Codespace, 13, "signer is not the governance account")
 	ErrUnknownWorker = errs.Register(Codespace, 14, "unknown worker")
 	ErrExpired       = errs.Register(Codespace, 15, "worker registration expired")
 	ErrRetired       = errs.Register(Codespace, 16, "worker retired")

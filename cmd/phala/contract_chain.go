@@ -54,6 +54,20 @@ func resolveWorker(ctx context.Context, g *globals, c *client.Client, s string) 
 	return found, nil
 }
 
+// workerKey reads --worker as resolveWorker does and returns the
+// worker's identity key.
+func workerKey(cmd *cobra.Command, g *globals, worker string) ([]byte, error) {
+	c, err := client.New(g.nodeAddr())
+	if err != nil {
+		return nil, err
+	}
+	w, err := resolveWorker(cmd.Context(), g, c, worker)
+	if err != nil {
+		return nil, fmt.Errorf("--worker: %w", err)
+	}
+	return w.SigningKey, nil
+}
+
 // resolveMiners reads a repeated --miner: each WORKER as resolveWorker
 // reads it, in order, none twice.
 func resolveMiners(ctx context.Context, g *globals, c *client.Client, names []string) ([][]byte, error) {
@@ -488,7 +502,15 @@ func printContract(w io.Writer, ct *chainpb.Contract) {
 	} else {
 		fmt.Fprintf(w, "key:\tpublished by gatekeeper %s in block %d\n", shortHex(hex.EncodeToString(ct.KeyedBy)), ct.KeyedHeight)
 		if ct.KeyEpoch > 0 {
-			fmt.Fprintf(w, "  rotated:\t%d times by its miners, the current key since block %d\n", ct.KeyEpoch, ct.KeySince)
+			since := fmt.Sprintf(", the current key since block %d", ct.KeySince)
+			if ct.KeySince == 0 {
+				since = ""
+			}
+			fmt.Fprintf(w, "  rotated:\t%d times by its miners%s\n", ct.KeyEpoch, since)
+		}
+		if ct.KeySince == 0 && ct.Rekey == nil {
+			// The chain's mark that a miner holding k_c left (docs/contracts.md).
+			fmt.Fprintf(w, "  rotation due:\ta miner that held the key left; a remaining miner rotates it once its checkpoint is stored\n")
 		}
 		if r := ct.Rekey; r != nil {
 			fmt.Fprintf(w, "  rotating:\tto epoch %d by miner %s, commands held until block %d at the latest\n", r.Epoch, shortHex(hex.EncodeToString(r.Miner)), r.Deadline)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
@@ -14,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	ctypes "github.com/cometbft/cometbft/rpc/core/types"
@@ -22,7 +20,6 @@ import (
 
 	"github.com/phala-go/phala/chain"
 	"github.com/phala-go/phala/chain/contracts"
-	"github.com/phala-go/phala/chain/registry"
 	"github.com/phala-go/phala/client"
 	"github.com/phala-go/phala/crypto"
 	"github.com/phala-go/phala/devnet"
@@ -64,12 +61,7 @@ func (f *fakeChain) query(path string, data []byte) abci.QueryResponse {
 		v, _ := proto.Marshal(&chainpb.DiscrepancyList{Discrepancies: f.discs})
 		return abci.QueryResponse{Value: v}
 	case chain.QueryWorker:
-		w := f.workers[string(data)]
-		if w == nil {
-			return abci.QueryResponse{Codespace: registry.Codespace, Code: registry.ErrUnknownWorker.Code, Log: "unknown worker"}
-		}
-		v, _ := proto.Marshal(w)
-		return abci.QueryResponse{Value: v}
+		return workerQuery(f.workers, data)
 	}
 	return abci.QueryResponse{Codespace: "query", Code: 2, Log: "unknown query path " + path}
 }
@@ -120,15 +112,7 @@ func newCLIEnv(t *testing.T) *cliEnv {
 // run runs the phala CLI against the fake chain.
 func (e *cliEnv) run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	root := newRoot()
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(io.Discard)
-	root.SetArgs(append(args, "--home", e.home, "--node", e.node))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	err := root.ExecuteContext(ctx)
-	return out.String(), err
+	return runCLI(t, e.home, e.node, args...)
 }
 
 func TestContractReassignCommand(t *testing.T) {
@@ -268,6 +252,21 @@ func TestContractShowCommand(t *testing.T) {
 		cp.Miner != m1 || len(cp.Acks) != 1 || cp.Acks[0] != m2 || cp.StoredHeight != 31 || v.Discrepancies != 1 ||
 		len(v.Records) != 1 || v.Records[0].Miner != m2 || v.Records[0].StoredBy != m1 || v.Records[0].Contract != e.id.String() {
 		t.Fatalf("show json: %s", out)
+	}
+
+	// The key's rotations: done, in progress, and due after a miner left
+	// (key_since 0), which has no "since block".
+	e.f.contract.KeyEpoch, e.f.contract.KeySince = 2, 50
+	e.f.contract.Rekey = &chainpb.Rekey{Epoch: 3, Miner: e.m1, Deadline: 61}
+	out, err = e.run(t, "contract", "show", e.id.String())
+	if err != nil || !strings.Contains(out, "rotated:") || !strings.Contains(out, "2 times by its miners, the current key since block 50") ||
+		!strings.Contains(out, "to epoch 3 by miner") || !strings.Contains(out, "held until block 61") || strings.Contains(out, "rotation due") {
+		t.Fatalf("show while rotating: %v\n%s", err, out)
+	}
+	e.f.contract.KeySince, e.f.contract.Rekey = 0, nil
+	out, err = e.run(t, "contract", "show", e.id.String())
+	if err != nil || !strings.Contains(out, "2 times by its miners\n") || strings.Contains(out, "since block 0") || !strings.Contains(out, "rotation due:") {
+		t.Fatalf("show after a miner left: %v\n%s", err, out)
 	}
 
 	// Before its first checkpoint: null in JSON, said so in text.

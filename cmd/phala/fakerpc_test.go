@@ -2,18 +2,24 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	cmtbytes "github.com/cometbft/cometbft/libs/bytes"
 	"github.com/cometbft/cometbft/p2p"
 	ctypes "github.com/cometbft/cometbft/rpc/core/types"
 	rpctypes "github.com/cometbft/cometbft/rpc/jsonrpc/types"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/phala-go/phala/chain/registry"
+	"github.com/phala-go/phala/proto/chainpb"
 )
 
 // serveRPC answers the CometBFT RPC calls the CLI makes, for a test's
@@ -62,4 +68,30 @@ func serveRPC(t *testing.T, network string, mu *sync.Mutex, query func(path stri
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// workerQuery answers a fake chain's worker query for identity key from
+// workers (keyed by the key's bytes).
+func workerQuery(workers map[string]*chainpb.Worker, key []byte) abci.QueryResponse {
+	w := workers[string(key)]
+	if w == nil {
+		return abci.QueryResponse{Codespace: registry.Codespace, Code: registry.ErrUnknownWorker.Code, Log: "unknown worker"}
+	}
+	v, _ := proto.Marshal(w)
+	return abci.QueryResponse{Value: v}
+}
+
+// runCLI runs the phala CLI with HOME home against the node at node and
+// returns what it printed.
+func runCLI(t *testing.T, home, node string, args ...string) (string, error) {
+	t.Helper()
+	root := newRoot()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(io.Discard)
+	root.SetArgs(append(args, "--home", home, "--node", node))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := root.ExecuteContext(ctx)
+	return out.String(), err
 }

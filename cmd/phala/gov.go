@@ -73,8 +73,8 @@ func (f *proposeFlags) send(cmd *cobra.Command, g *globals, action *chainpb.Prop
 			return err
 		}
 		deposit = int64(p.MinDeposit)
-	} else if deposit, err = bank.ParseAmount(f.deposit); err != nil {
-		return fmt.Errorf("--deposit: %w", err)
+	} else if deposit, err = amountFlag("--deposit", f.deposit); err != nil {
+		return err
 	}
 	id, res, err := c.SubmitProposal(ctx, key, f.title, deposit, action, opts)
 	if err != nil {
@@ -88,11 +88,7 @@ func (f *proposeFlags) send(cmd *cobra.Command, g *globals, action *chainpb.Prop
 	}
 	return emit(cmd.OutOrStdout(), g, v, func(w io.Writer) {
 		fmt.Fprintf(w, "committed in block %d\ntx hash:\t%s\nproposal:\t%d\ndeposit:\t%s\n", v.Height, v.Tx, v.Proposal, bank.FormatAmount(v.Deposit))
-		track := "standard"
-		if v.Emergency {
-			track = "emergency"
-		}
-		fmt.Fprintf(w, "voting ends:\tblock %d (%s track)\nvote with:\tphala gov vote %d yes|no|abstain --from NAME\n", v.VotingEnd, track, v.Proposal)
+		fmt.Fprintf(w, "voting ends:\tblock %d (%s track)\nvote with:\tphala gov vote %d yes|no|abstain --from NAME\n", v.VotingEnd, track(v.Emergency), v.Proposal)
 	})
 }
 
@@ -172,28 +168,21 @@ emergency_threshold_permille of the supply). --unfreeze proposes to lift it.`,
 	freeze.MarkFlagRequired("platform")
 
 	var sf proposeFlags
-	var to, amount string
+	var pay payFlags
 	spend := &cobra.Command{
 		Use:   "treasury-spend --to ADDR --amount AMOUNT --title TITLE --from NAME",
 		Short: "Propose to pay from the treasury",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dst, err := resolveAddress(g, to)
+			to, amt, err := pay.parse(g)
 			if err != nil {
-				return fmt.Errorf("--to: %w", err)
+				return err
 			}
-			amt, err := bank.ParseAmount(amount)
-			if err != nil {
-				return fmt.Errorf("--amount: %w", err)
-			}
-			return sf.send(cmd, g, &chainpb.ProposalAction{Kind: &chainpb.ProposalAction_TreasurySpend{TreasurySpend: &chainpb.TreasurySpend{To: dst.Bytes(), Amount: amt}}})
+			return sf.send(cmd, g, &chainpb.ProposalAction{Kind: &chainpb.ProposalAction_TreasurySpend{TreasurySpend: &chainpb.TreasurySpend{To: to, Amount: amt}}})
 		},
 	}
 	sf.register(spend)
-	spend.Flags().StringVar(&to, "to", "", "recipient address or key name (required)")
-	spend.Flags().StringVar(&amount, "amount", "", "amount, e.g. 1.5 (PHA) or 1500000upha (required)")
-	spend.MarkFlagRequired("to")
-	spend.MarkFlagRequired("amount")
+	pay.register(spend)
 
 	cmd.AddCommand(paramChange, setMeasurement, freeze, spend)
 	return cmd
@@ -224,9 +213,9 @@ func voteCmd(g *globals) *cobra.Command {
 bonds) when voting ends, not now; voting again replaces your vote.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := strconv.ParseUint(args[0], 10, 64)
-			if err != nil || id == 0 {
-				return fmt.Errorf("proposal %q: want its number, as `phala gov show` lists it", args[0])
+			id, err := proposalID(args[0])
+			if err != nil {
+				return err
 			}
 			opt, err := parseVoteOption(args[1])
 			if err != nil {
@@ -237,6 +226,15 @@ bonds) when voting ends, not now; voting again replaces your vote.`,
 	}
 	tf.register(cmd)
 	return cmd
+}
+
+// proposalID reads a proposal's number (ids start at 1).
+func proposalID(s string) (uint64, error) {
+	id, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || id == 0 {
+		return 0, fmt.Errorf("proposal %q: want its number, as `phala gov show` lists it", s)
+	}
+	return id, nil
 }
 
 func parseVoteOption(s string) (chainpb.VoteOption, error) {
@@ -274,9 +272,9 @@ func govShowCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if len(args) == 1 {
-				id, err := strconv.ParseUint(args[0], 10, 64)
+				id, err := proposalID(args[0])
 				if err != nil {
-					return fmt.Errorf("proposal %q: want its number", args[0])
+					return err
 				}
 				p, err := c.Proposal(ctx, id)
 				if err != nil {
@@ -354,13 +352,17 @@ func govParamsCmd(g *globals) *cobra.Command {
 	}
 }
 
-func printProposal(w io.Writer, p *chain.ProposalRecord) {
-	track := "standard"
-	if p.Emergency {
-		track = "emergency"
+// track names a proposal's voting track.
+func track(emergency bool) string {
+	if emergency {
+		return "emergency"
 	}
+	return "standard"
+}
+
+func printProposal(w io.Writer, p *chain.ProposalRecord) {
 	fmt.Fprintf(w, "proposal:\t%d\ntitle:\t%s\nproposer:\t%s\naction:\t%s\ndeposit:\t%s\nsubmitted:\tblock %d\nvoting ends:\tblock %d (%s track)\nstatus:\t%s\n",
-		p.ID, p.Title, p.Proposer, describeAction(p.Action), bank.FormatAmount(p.Deposit), p.Submitted, p.VotingEnd, track, p.Status)
+		p.ID, p.Title, p.Proposer, describeAction(p.Action), bank.FormatAmount(p.Deposit), p.Submitted, p.VotingEnd, track(p.Emergency), p.Status)
 	if p.Action.Kind == "param_change" {
 		fmt.Fprintf(w, "params:\t%s\n", p.Action.Params)
 	}

@@ -2,19 +2,16 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	ctypes "github.com/cometbft/cometbft/rpc/core/types"
@@ -72,12 +69,7 @@ func (f *govChain) query(path string, data []byte) abci.QueryResponse {
 		}
 		return abci.QueryResponse{Codespace: governance.Codespace, Code: governance.ErrUnknownProposal.Code, Log: "unknown proposal"}
 	case path == chain.QueryWorker:
-		w := f.workers[string(data)]
-		if w == nil {
-			return abci.QueryResponse{Codespace: registry.Codespace, Code: registry.ErrUnknownWorker.Code, Log: "unknown worker"}
-		}
-		v, _ := proto.Marshal(w)
-		return abci.QueryResponse{Value: v}
+		return workerQuery(f.workers, data)
 	case path == chain.QueryWorkers:
 		var l chainpb.WorkerList
 		for _, w := range f.workers {
@@ -158,15 +150,7 @@ func newGovEnv(t *testing.T) *govEnv {
 
 func (e *govEnv) run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	root := newRoot()
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(io.Discard)
-	root.SetArgs(append(args, "--home", e.home, "--node", e.node))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	err := root.ExecuteContext(ctx)
-	return out.String(), err
+	return runCLI(t, e.home, e.node, args...)
 }
 
 func TestGovProposeCommands(t *testing.T) {

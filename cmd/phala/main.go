@@ -70,7 +70,7 @@ func newRoot() *cobra.Command {
 		localnetCmd(g),
 		nodeCmd(g),
 		keysCmd(g),
-		withStakeCmds(g, txCmd(g)),
+		txCmd(g),
 		govCmd(g),
 		queryCmd(g),
 		statusCmd(g),

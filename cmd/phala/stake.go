@@ -5,17 +5,12 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/phala-go/phala/chain/bank"
 	"github.com/phala-go/phala/client"
 	"github.com/phala-go/phala/proto/chainpb"
 )
 
-// withStakeCmds adds the staking transactions to `phala tx`.
-func withStakeCmds(g *globals, tx *cobra.Command) *cobra.Command {
-	tx.AddCommand(stakeCmd(g), nominateCmd(g), unbondCmd(g))
-	return tx
-}
-
+// stakeCmd, nominateCmd and unbondCmd are the staking transactions of
+// `phala tx`.
 func stakeCmd(g *globals) *cobra.Command {
 	var tf txFlags
 	var worker, amount string
@@ -28,9 +23,9 @@ gatekeeper election; a miner needs min_miner_stake to run contracts. Bonded PHA
 still counts as its owner's voting weight in referenda.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			amt, err := bank.ParseAmount(amount)
+			amt, err := amountFlag("--amount", amount)
 			if err != nil {
-				return fmt.Errorf("--amount: %w", err)
+				return err
 			}
 			w, err := workerKey(cmd, g, worker)
 			if err != nil {
@@ -63,8 +58,8 @@ bond a positive amount.`,
 			var amt int64
 			if amount != "" {
 				var err error
-				if amt, err = bank.ParseAmount(amount); err != nil {
-					return fmt.Errorf("--amount: %w", err)
+				if amt, err = amountFlag("--amount", amount); err != nil {
+					return err
 				}
 			}
 			c, err := client.New(g.nodeAddr())
@@ -101,9 +96,9 @@ unbonding_blocks, then comes back to your balance. A gatekeeper holding a seat
 cannot unbond below min_candidate_stake.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			amt, err := bank.ParseAmount(amount)
+			amt, err := amountFlag("--amount", amount)
 			if err != nil {
-				return fmt.Errorf("--amount: %w", err)
+				return err
 			}
 			var w []byte // empty: the nomination
 			if worker != "" {
@@ -119,18 +114,4 @@ cannot unbond below min_candidate_stake.`,
 	cmd.Flags().StringVar(&amount, "amount", "", "amount, e.g. 100 (PHA) or 100000000upha (required)")
 	cmd.MarkFlagRequired("amount")
 	return cmd
-}
-
-// workerKey reads --worker as resolveWorker does: an identity key, or the
-// key name of the operator of exactly one current worker.
-func workerKey(cmd *cobra.Command, g *globals, worker string) ([]byte, error) {
-	c, err := client.New(g.nodeAddr())
-	if err != nil {
-		return nil, err
-	}
-	w, err := resolveWorker(cmd.Context(), g, c, worker)
-	if err != nil {
-		return nil, fmt.Errorf("--worker: %w", err)
-	}
-	return w.SigningKey, nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -164,17 +163,11 @@ func report() *monitor.Report {
 
 func runStatus(t *testing.T, node string, args ...string) string {
 	t.Helper()
-	root := newRoot()
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(io.Discard)
-	root.SetArgs(append([]string{"status", "--home", t.TempDir(), "--node", node}, args...))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := root.ExecuteContext(ctx); err != nil {
+	out, err := runCLI(t, t.TempDir(), node, append([]string{"status"}, args...)...)
+	if err != nil {
 		t.Fatalf("phala status %v: %v", args, err)
 	}
-	return out.String()
+	return out
 }
 
 // statusLines is the text output with each line's runs of blanks (the

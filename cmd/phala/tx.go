@@ -41,9 +41,9 @@ func (f *txFlags) signer(g *globals) (ed25519.PrivateKey, client.SendOptions, er
 		return nil, opts, err
 	}
 	if f.fee != "" {
-		fee, err := bank.ParseAmount(f.fee)
+		fee, err := amountFlag("--fee", f.fee)
 		if err != nil {
-			return nil, opts, fmt.Errorf("--fee: %w", err)
+			return nil, opts, err
 		}
 		opts.Fee = &fee
 	}
@@ -74,33 +74,57 @@ func (f *txFlags) send(cmd *cobra.Command, g *globals, body *chainpb.TxBody) err
 	})
 }
 
+// amountFlag reads flag name's AMOUNT: PHA (1.5, 1.5PHA) or base units
+// (1500000upha).
+func amountFlag(name, s string) (int64, error) {
+	amt, err := bank.ParseAmount(s)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", name, err)
+	}
+	return amt, nil
+}
+
+// payFlags are a payment's --to and --amount: a transfer's, a treasury
+// spend's.
+type payFlags struct{ to, amount string }
+
+func (f *payFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.to, "to", "", "recipient address or key name (required)")
+	cmd.Flags().StringVar(&f.amount, "amount", "", "amount, e.g. 1.5 (PHA) or 1500000upha (required)")
+	cmd.MarkFlagRequired("to")
+	cmd.MarkFlagRequired("amount")
+}
+
+// parse returns the recipient's address bytes and the amount.
+func (f *payFlags) parse(g *globals) ([]byte, int64, error) {
+	dst, err := resolveAddress(g, f.to)
+	if err != nil {
+		return nil, 0, fmt.Errorf("--to: %w", err)
+	}
+	amt, err := amountFlag("--amount", f.amount)
+	return dst.Bytes(), amt, err
+}
+
 func txCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "tx", Short: "Sign and send transactions"}
 
 	var tf txFlags
-	var to, amount string
+	var pay payFlags
 	transfer := &cobra.Command{
 		Use:   "transfer --from NAME --to ADDR --amount AMOUNT",
 		Short: "Send PHA to an account",
 		Long:  "Send PHA to an account. AMOUNT is PHA (1.5, 1.5PHA) or base units (1500000upha); --to takes an address or a key name.",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dst, err := resolveAddress(g, to)
+			to, amt, err := pay.parse(g)
 			if err != nil {
-				return fmt.Errorf("--to: %w", err)
+				return err
 			}
-			amt, err := bank.ParseAmount(amount)
-			if err != nil {
-				return fmt.Errorf("--amount: %w", err)
-			}
-			return tf.send(cmd, g, &chainpb.TxBody{Msg: &chainpb.TxBody_Transfer{Transfer: &chainpb.MsgTransfer{To: dst.Bytes(), Amount: amt}}})
+			return tf.send(cmd, g, &chainpb.TxBody{Msg: &chainpb.TxBody_Transfer{Transfer: &chainpb.MsgTransfer{To: to, Amount: amt}}})
 		},
 	}
 	tf.register(transfer)
-	transfer.Flags().StringVar(&to, "to", "", "recipient address or key name (required)")
-	transfer.Flags().StringVar(&amount, "amount", "", "amount, e.g. 1.5 (PHA) or 1500000upha (required)")
-	transfer.MarkFlagRequired("to")
-	transfer.MarkFlagRequired("amount")
+	pay.register(transfer)
 
 	var pf txFlags
 	var topic, payload, payloadHex string
@@ -138,21 +162,17 @@ recover from their checkpoints. A gatekeeper cannot deregister while it holds a
 seat (registry/19).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := client.New(g.nodeAddr())
+			w, err := workerKey(cmd, g, worker)
 			if err != nil {
 				return err
 			}
-			w, err := resolveWorker(cmd.Context(), g, c, worker)
-			if err != nil {
-				return fmt.Errorf("--worker: %w", err)
-			}
-			return rf.send(cmd, g, &chainpb.TxBody{Msg: &chainpb.TxBody_RetireWorker{RetireWorker: &chainpb.MsgRetireWorker{Worker: w.SigningKey}}})
+			return rf.send(cmd, g, &chainpb.TxBody{Msg: &chainpb.TxBody_RetireWorker{RetireWorker: &chainpb.MsgRetireWorker{Worker: w}}})
 		},
 	}
 	rf.register(retire)
 	retire.Flags().StringVar(&worker, "worker", "", "the worker: identity key (hex) or its operator's key name (required)")
 	retire.MarkFlagRequired("worker")
 
-	cmd.AddCommand(transfer, push, retire)
+	cmd.AddCommand(transfer, push, retire, stakeCmd(g), nominateCmd(g), unbondCmd(g))
 	return cmd
 }

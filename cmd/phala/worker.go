@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/phala-go/phala/attest"
-	"github.com/phala-go/phala/chain/bank"
 	"github.com/phala-go/phala/client"
 	"github.com/phala-go/phala/devnet"
 	"github.com/phala-go/phala/host"
@@ -115,8 +114,8 @@ candidate, feeds it every block for verified sync, and relays the messages it si
 			}
 			var amount int64
 			if stake != "" {
-				if amount, err = bank.ParseAmount(stake); err != nil {
-					return fmt.Errorf("--stake: %w", err)
+				if amount, err = amountFlag("--stake", stake); err != nil {
+					return err
 				}
 			}
 			api, err := pruntime.Dial(papi)

@@ -263,8 +263,10 @@ type Contract struct {
 	Discrepancies uint64 `protobuf:"varint,19,opt,name=discrepancies,proto3" json:"discrepancies,omitempty"`
 	// key_epoch counts the contract key's rotations: 0 is the gatekeepers'
 	// first k_c, each rotation by its miner adds one. public_key and
-	// wrapped_key are the current epoch's; every input ordered from
-	// key_since on is sealed to it, and the stored checkpoint is too.
+	// wrapped_key are the current epoch's; every input ordered since the
+	// block key_since is sealed to it, and the stored checkpoint is too.
+	// key_since 0 on a keyed contract: a miner that held the key left, and
+	// its rotation is due as soon as a remaining miner has checkpointed.
 	KeyEpoch uint64 `protobuf:"varint,20,opt,name=key_epoch,json=keyEpoch,proto3" json:"key_epoch,omitempty"`
 	KeySince int64  `protobuf:"varint,21,opt,name=key_since,json=keySince,proto3" json:"key_since,omitempty"`
 	// rekey is the key rotation in progress (nil when none): inputs are
